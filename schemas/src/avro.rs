@@ -1,0 +1,198 @@
+//! The Avro side of AuditEvent: the `.avsc` files (the source of truth for downstream
+//! consumers), the Rust record that derives the same schema, and datum encoding.
+//!
+//! Timestamps travel as `timestamp-micros` (UTC) and `metadata` as the JSON text of the
+//! producer's object, so consumers in any language decode the event with a stock Confluent
+//! deserializer and parse `metadata` with their JSON library.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use apache_avro::schema::{Name, NamespaceRef};
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::writer::datum::GenericDatumWriter;
+use apache_avro::{AvroSchema, Schema};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::event::{Actor, AuditEvent, Context, Outcome, Severity, Source, Target};
+use crate::SchemaError;
+
+/// Full name of the AuditEvent record in every schema version.
+pub const RECORD_NAME: &str = "dev.auditlog.AuditEvent";
+
+/// Every published AuditEvent schema, oldest first; the last one is the current writer and
+/// reader schema. A new version is appended here, never edited in place.
+pub const SCHEMA_VERSIONS: &[(u32, &str)] = &[(1, include_str!("../avro/audit_event.v1.avsc"))];
+
+/// The current AuditEvent schema text, as registered under `<topic>-value`.
+pub fn current_schema_text() -> &'static str {
+    SCHEMA_VERSIONS[SCHEMA_VERSIONS.len() - 1].1
+}
+
+/// The current AuditEvent schema, parsed once.
+pub fn current_schema() -> &'static Schema {
+    static SCHEMA: LazyLock<Schema> = LazyLock::new(|| {
+        Schema::parse_str(current_schema_text()).expect("the bundled current .avsc parses")
+    });
+    &SCHEMA
+}
+
+/// The AuditEvent record exactly as it is written to Kafka.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[serde(rename = "AuditEvent")]
+#[avro(namespace = "dev.auditlog", doc = "One audit event: who did what, when, to which resource, with what outcome")]
+pub struct AuditEventRecord {
+    /// Event id: the producer's idempotency key, or a UUIDv7 assigned at ingest.
+    pub id: String,
+    /// Tenant the event belongs to, taken from the producer's credentials.
+    pub tenant_id: String,
+    /// When the action happened, microseconds since the Unix epoch, UTC.
+    #[avro(with = timestamp_micros)]
+    pub occurred_at: i64,
+    /// When the gateway received the event, microseconds since the Unix epoch, UTC.
+    #[avro(with = timestamp_micros)]
+    pub received_at: i64,
+    /// What was done, e.g. user.login; 1..128 chars of [a-z0-9_.:-].
+    pub action: String,
+    /// Who did it.
+    pub actor: Actor,
+    /// What it was done to, at most 16.
+    #[avro(default = "[]")]
+    pub targets: Vec<Target>,
+    /// How it ended.
+    #[avro(default = r#""unknown""#)]
+    pub outcome: Outcome,
+    /// How much it matters.
+    #[avro(default = r#""info""#)]
+    pub severity: Severity,
+    /// Which system reported it.
+    pub source: Option<Source>,
+    /// Request context.
+    pub context: Option<Context>,
+    /// Free text, searchable.
+    pub description: Option<String>,
+    /// Producer-defined JSON object, as JSON text, at most 16 KiB.
+    pub metadata: Option<String>,
+}
+
+/// A byte reader that remembers whether anyone tried to read past its end.
+struct EofGuard<'a> {
+    rest: &'a [u8],
+    hit_eof: bool,
+}
+
+impl std::io::Read for EofGuard<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.rest.is_empty() && !buf.is_empty() {
+            self.hit_eof = true;
+        }
+        self.rest.read(buf)
+    }
+}
+
+fn timestamp_micros(_: &mut HashSet<Name>, _: NamespaceRef) -> Schema {
+    Schema::TimestampMicros
+}
+
+impl AuditEventRecord {
+    /// Encodes this record as an Avro datum (no container, no wire-format header) with the
+    /// current schema.
+    pub fn to_datum(&self) -> Result<Vec<u8>, SchemaError> {
+        let value = apache_avro::to_value(self)?.resolve(current_schema())?;
+        Ok(GenericDatumWriter::builder(current_schema()).build()?.write_value_to_vec(value)?)
+    }
+
+    /// Decodes a datum written with `writer` into the current schema (Avro schema resolution).
+    pub fn from_datum(writer: &Schema, datum: &[u8]) -> Result<Self, SchemaError> {
+        let mut input = EofGuard { rest: datum, hit_eof: false };
+        let value = GenericDatumReader::builder(writer)
+            .reader_schema(current_schema())
+            .build()?
+            .read_value(&mut input)?;
+        // apache-avro reads a union index at end of input as "null" instead of failing, so a
+        // truncated datum would decode with its trailing optional fields silently dropped.
+        if input.hit_eof {
+            return Err(SchemaError::Truncated);
+        }
+        if !input.rest.is_empty() {
+            return Err(SchemaError::TrailingBytes(input.rest.len()));
+        }
+        Ok(apache_avro::from_value(&value)?)
+    }
+}
+
+impl From<&AuditEvent> for AuditEventRecord {
+    fn from(event: &AuditEvent) -> Self {
+        Self {
+            id: event.id.clone(),
+            tenant_id: event.tenant_id.clone(),
+            occurred_at: to_micros(event.occurred_at),
+            received_at: to_micros(event.received_at),
+            action: event.action.clone(),
+            actor: event.actor.clone(),
+            targets: event.targets.clone(),
+            outcome: event.outcome,
+            severity: event.severity,
+            source: event.source.clone(),
+            context: event.context.clone(),
+            description: event.description.clone(),
+            metadata: event
+                .metadata
+                .as_ref()
+                .map(|m| serde_json::Value::Object(m.clone()).to_string()),
+        }
+    }
+}
+
+impl TryFrom<AuditEventRecord> for AuditEvent {
+    type Error = SchemaError;
+
+    fn try_from(record: AuditEventRecord) -> Result<Self, SchemaError> {
+        let metadata = match record.metadata {
+            None => None,
+            Some(text) => match serde_json::from_str(&text)? {
+                serde_json::Value::Object(map) => Some(map),
+                _ => return Err(SchemaError::MetadataNotObject),
+            },
+        };
+        Ok(Self {
+            id: record.id,
+            tenant_id: record.tenant_id,
+            occurred_at: from_micros(record.occurred_at)?,
+            received_at: from_micros(record.received_at)?,
+            action: record.action,
+            actor: record.actor,
+            targets: record.targets,
+            outcome: record.outcome,
+            severity: record.severity,
+            source: record.source,
+            context: record.context,
+            description: record.description,
+            metadata,
+        })
+    }
+}
+
+/// Microseconds since the Unix epoch; Avro's `timestamp-micros`.
+pub fn to_micros(at: OffsetDateTime) -> i64 {
+    // In range for any year 1..=9999, which is all `time` parses from RFC 3339.
+    (at.unix_timestamp_nanos() / 1_000) as i64
+}
+
+fn from_micros(micros: i64) -> Result<OffsetDateTime, SchemaError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+        .map_err(|_| SchemaError::TimestampOutOfRange(micros))
+}
+
+impl AuditEvent {
+    /// Encodes this event as an Avro datum with the current schema.
+    pub fn to_avro_datum(&self) -> Result<Vec<u8>, SchemaError> {
+        AuditEventRecord::from(self).to_datum()
+    }
+
+    /// Decodes an Avro datum written with `writer` (any published version).
+    pub fn from_avro_datum(writer: &Schema, datum: &[u8]) -> Result<Self, SchemaError> {
+        AuditEventRecord::from_datum(writer, datum)?.try_into()
+    }
+}

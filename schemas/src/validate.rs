@@ -1,0 +1,383 @@
+//! Validation of an event as a producer sends it (JSON) into an [`AuditEvent`], with every
+//! offending field named by its path (`actor.id`, `targets[2].type`, ...).
+//!
+//! Validation walks the JSON value by hand instead of deserializing with serde, because serde
+//! stops at the first problem and a producer deserves to hear about all of them at once.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::event::{Actor, ActorType, AuditEvent, Context, Outcome, Severity, Source, Target};
+
+/// Limits from the design contract.
+pub mod limits {
+    /// Longest producer-supplied id.
+    pub const ID_MAX_CHARS: usize = 128;
+    /// Longest action name.
+    pub const ACTION_MAX_CHARS: usize = 128;
+    /// Most targets per event.
+    pub const TARGETS_MAX: usize = 16;
+    /// Largest `metadata` object, serialized.
+    pub const METADATA_MAX_BYTES: usize = 16 * 1024;
+    /// Largest event, serialized as JSON.
+    pub const EVENT_MAX_BYTES: usize = 32 * 1024;
+    /// Longest identifier-like string (actor id, target id, names, source fields, ...).
+    pub const SHORT_TEXT_MAX_CHARS: usize = 256;
+    /// Longest user agent.
+    pub const USER_AGENT_MAX_CHARS: usize = 1024;
+    /// Longest description.
+    pub const DESCRIPTION_MAX_CHARS: usize = 8 * 1024;
+    /// How far in the future `occurred_at` may be, to allow for clock skew.
+    pub const MAX_FUTURE_SKEW: time::Duration = time::Duration::minutes(5);
+}
+
+/// One problem with one field of an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// Path of the field, e.g. `actor.id` or `targets[2].type`.
+    pub field: String,
+    /// What is wrong with it, lowercase, no trailing period.
+    pub message: String,
+}
+
+/// Why an event was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The event breaks the contract; every offending field is listed.
+    #[error("event is invalid: {}", summary(.0))]
+    Invalid(Vec<FieldError>),
+    /// The body names a tenant other than the one of the credentials.
+    #[error("tenant_id does not match the credentials")]
+    TenantMismatch,
+}
+
+fn summary(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// What the gateway knows about a request, as opposed to what the body claims.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestContext<'a> {
+    /// Tenant of the verified credentials.
+    pub tenant_id: &'a str,
+    /// When the gateway received the request.
+    pub received_at: OffsetDateTime,
+}
+
+/// Validates one event as sent by a producer and completes it (id, defaults, timestamps).
+pub fn validate_event(input: &Value, ctx: &IngestContext<'_>) -> Result<AuditEvent, Rejection> {
+    let mut errors = Vec::new();
+    let Some(obj) = input.as_object() else {
+        return Err(Rejection::Invalid(vec![FieldError {
+            field: String::new(),
+            message: "an event must be a JSON object".into(),
+        }]));
+    };
+    let mut f = Fields::new(obj, "", &mut errors);
+    f.deny_unknown(&[
+        "id", "tenant_id", "occurred_at", "received_at", "action", "actor", "targets", "outcome",
+        "severity", "source", "context", "description", "metadata",
+    ]);
+    let id = f.string("id", 1, limits::ID_MAX_CHARS, Some(is_id_char), "[A-Za-z0-9_.:-]");
+    let body_tenant = f.string("tenant_id", 1, limits::SHORT_TEXT_MAX_CHARS, None, "");
+    let occurred_at = f.timestamp("occurred_at");
+    if f.obj.get("received_at").is_some_and(|v| !v.is_null()) {
+        f.error("received_at", "is set by the gateway and must not be sent");
+    }
+    let action = f.required_string("action", limits::ACTION_MAX_CHARS, Some(is_action_char), "[a-z0-9_.:-]");
+    let actor = f.object("actor", true).and_then(|o| actor(o, &mut errors));
+    let mut f = Fields::new(obj, "", &mut errors);
+    let targets = f.targets();
+    let outcome = f.enumeration("outcome", &["success", "failure", "unknown"], parse_outcome);
+    let severity = f.enumeration("severity", &["debug", "info", "warning", "error", "critical"], parse_severity);
+    let description = f.string("description", 0, limits::DESCRIPTION_MAX_CHARS, None, "");
+    let metadata = f.metadata();
+    let source = f.object("source", false).map(|o| source(o, &mut errors));
+    let context = Fields::new(obj, "", &mut errors)
+        .object("context", false)
+        .map(|o| context(o, &mut errors));
+
+    if let Some(occurred) = occurred_at
+        && occurred - ctx.received_at > limits::MAX_FUTURE_SKEW
+    {
+        errors.push(FieldError {
+            field: "occurred_at".into(),
+            message: "is more than 5 minutes in the future".into(),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(Rejection::Invalid(errors));
+    }
+    if body_tenant.as_deref().is_some_and(|t| t != ctx.tenant_id) {
+        return Err(Rejection::TenantMismatch);
+    }
+    let (Some(action), Some(actor)) = (action, actor) else {
+        // A missing or bad required field always records an error above.
+        return Err(Rejection::Invalid(vec![FieldError {
+            field: String::new(),
+            message: "required fields are missing".into(),
+        }]));
+    };
+    let event = AuditEvent {
+        id: id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+        tenant_id: ctx.tenant_id.to_owned(),
+        occurred_at: occurred_at.unwrap_or(ctx.received_at),
+        received_at: ctx.received_at,
+        action,
+        actor,
+        targets: targets.unwrap_or_default(),
+        outcome: outcome.unwrap_or_default(),
+        severity: severity.unwrap_or_default(),
+        source,
+        context,
+        description,
+        metadata,
+    };
+    check_size(&event)?;
+    Ok(event)
+}
+
+fn check_size(event: &AuditEvent) -> Result<(), Rejection> {
+    let size = serde_json::to_vec(event).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > limits::EVENT_MAX_BYTES {
+        return Err(Rejection::Invalid(vec![FieldError {
+            field: String::new(),
+            message: format!("event is {size} bytes serialized, more than the {} allowed", limits::EVENT_MAX_BYTES),
+        }]));
+    }
+    Ok(())
+}
+
+fn actor(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Actor> {
+    let mut f = Fields::new(obj, "actor", errors);
+    f.deny_unknown(&["id", "type", "name", "email"]);
+    let id = f.required_string("id", limits::SHORT_TEXT_MAX_CHARS, None, "");
+    let kind = f.enumeration("type", &["user", "service", "system", "api_key"], parse_actor_type);
+    let name = f.string("name", 0, limits::SHORT_TEXT_MAX_CHARS, None, "");
+    let email = f.string("email", 3, limits::SHORT_TEXT_MAX_CHARS, None, "");
+    if email.as_deref().is_some_and(|e| !looks_like_email(e)) {
+        f.error("email", "is not an e-mail address");
+    }
+    Some(Actor { id: id?, kind: kind.unwrap_or_default(), name, email })
+}
+
+fn target(obj: &Map<String, Value>, path: &str, errors: &mut Vec<FieldError>) -> Option<Target> {
+    let mut f = Fields::new(obj, path, errors);
+    f.deny_unknown(&["type", "id", "name"]);
+    let kind = f.required_string("type", limits::SHORT_TEXT_MAX_CHARS, None, "");
+    let id = f.required_string("id", limits::SHORT_TEXT_MAX_CHARS, None, "");
+    let name = f.string("name", 0, limits::SHORT_TEXT_MAX_CHARS, None, "");
+    Some(Target { kind: kind?, id: id?, name })
+}
+
+fn source(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Source {
+    let mut f = Fields::new(obj, "source", errors);
+    f.deny_unknown(&["service", "version", "host"]);
+    Source {
+        service: f.string("service", 0, limits::SHORT_TEXT_MAX_CHARS, None, ""),
+        version: f.string("version", 0, limits::SHORT_TEXT_MAX_CHARS, None, ""),
+        host: f.string("host", 0, limits::SHORT_TEXT_MAX_CHARS, None, ""),
+    }
+}
+
+fn context(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Context {
+    let mut f = Fields::new(obj, "context", errors);
+    f.deny_unknown(&["ip", "user_agent", "request_id", "trace_id", "location"]);
+    let ip = f.string("ip", 1, 64, None, "");
+    if ip.as_deref().is_some_and(|ip| ip.parse::<IpAddr>().is_err()) {
+        f.error("ip", "is not an IPv4 or IPv6 address");
+    }
+    Context {
+        ip,
+        user_agent: f.string("user_agent", 0, limits::USER_AGENT_MAX_CHARS, None, ""),
+        request_id: f.string("request_id", 0, limits::SHORT_TEXT_MAX_CHARS, None, ""),
+        trace_id: f.string("trace_id", 0, limits::SHORT_TEXT_MAX_CHARS, None, ""),
+        location: f.string("location", 0, limits::SHORT_TEXT_MAX_CHARS, None, ""),
+    }
+}
+
+fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')
+}
+
+fn is_action_char(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | ':' | '-')
+}
+
+fn looks_like_email(e: &str) -> bool {
+    matches!(e.split_once('@'), Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !e.contains(char::is_whitespace))
+}
+
+fn parse_outcome(s: &str) -> Option<Outcome> {
+    Some(match s {
+        "success" => Outcome::Success,
+        "failure" => Outcome::Failure,
+        "unknown" => Outcome::Unknown,
+        _ => return None,
+    })
+}
+
+fn parse_severity(s: &str) -> Option<Severity> {
+    Some(match s {
+        "debug" => Severity::Debug,
+        "info" => Severity::Info,
+        "warning" => Severity::Warning,
+        "error" => Severity::Error,
+        "critical" => Severity::Critical,
+        _ => return None,
+    })
+}
+
+fn parse_actor_type(s: &str) -> Option<ActorType> {
+    Some(match s {
+        "user" => ActorType::User,
+        "service" => ActorType::Service,
+        "system" => ActorType::System,
+        "api_key" => ActorType::ApiKey,
+        _ => return None,
+    })
+}
+
+/// Reads the fields of one JSON object, recording an error per bad field.
+struct Fields<'a, 'e> {
+    obj: &'a Map<String, Value>,
+    prefix: &'a str,
+    errors: &'e mut Vec<FieldError>,
+}
+
+impl<'a, 'e> Fields<'a, 'e> {
+    fn new(obj: &'a Map<String, Value>, prefix: &'a str, errors: &'e mut Vec<FieldError>) -> Self {
+        Self { obj, prefix, errors }
+    }
+
+    fn path(&self, name: &str) -> String {
+        if self.prefix.is_empty() { name.to_owned() } else { format!("{}.{name}", self.prefix) }
+    }
+
+    fn error(&mut self, name: &str, message: impl Into<String>) {
+        let field = self.path(name);
+        self.errors.push(FieldError { field, message: message.into() });
+    }
+
+    /// A present, non-null value.
+    fn get(&self, name: &str) -> Option<&'a Value> {
+        self.obj.get(name).filter(|v| !v.is_null())
+    }
+
+    fn deny_unknown(&mut self, known: &[&str]) {
+        let unknown: Vec<&String> = self.obj.keys().filter(|k| !known.contains(&k.as_str())).collect();
+        for key in unknown {
+            self.error(key, "is not a known field");
+        }
+    }
+
+    fn string(&mut self, name: &str, min: usize, max: usize, allowed: Option<fn(char) -> bool>, charset: &str) -> Option<String> {
+        let value = self.get(name)?;
+        let Some(s) = value.as_str() else {
+            self.error(name, "must be a string");
+            return None;
+        };
+        let chars = s.chars().count();
+        if chars < min {
+            self.error(name, if min == 1 { "must not be empty".to_owned() } else { format!("must be at least {min} characters") });
+            return None;
+        }
+        if chars > max {
+            self.error(name, format!("must be at most {max} characters"));
+            return None;
+        }
+        if let Some(allowed) = allowed
+            && !s.chars().all(allowed)
+        {
+            self.error(name, format!("may only contain {charset}"));
+            return None;
+        }
+        Some(s.to_owned())
+    }
+
+    fn required_string(&mut self, name: &str, max: usize, allowed: Option<fn(char) -> bool>, charset: &str) -> Option<String> {
+        if self.get(name).is_none() {
+            self.error(name, "is required");
+            return None;
+        }
+        self.string(name, 1, max, allowed, charset)
+    }
+
+    fn timestamp(&mut self, name: &str) -> Option<OffsetDateTime> {
+        let s = self.string(name, 1, 64, None, "")?;
+        match OffsetDateTime::parse(&s, &Rfc3339) {
+            Ok(t) => Some(t.to_offset(time::UtcOffset::UTC)),
+            Err(_) => {
+                self.error(name, "must be an RFC 3339 timestamp, e.g. 2026-01-31T12:00:00Z");
+                None
+            }
+        }
+    }
+
+    fn enumeration<T>(&mut self, name: &str, symbols: &[&str], parse: fn(&str) -> Option<T>) -> Option<T> {
+        let s = self.string(name, 1, 32, None, "")?;
+        let parsed = parse(&s);
+        if parsed.is_none() {
+            self.error(name, format!("must be one of {}", symbols.join(", ")));
+        }
+        parsed
+    }
+
+    fn object(&mut self, name: &str, required: bool) -> Option<&'a Map<String, Value>> {
+        match self.get(name) {
+            None if required => {
+                self.error(name, "is required");
+                None
+            }
+            None => None,
+            Some(Value::Object(o)) => Some(o),
+            Some(_) => {
+                self.error(name, "must be an object");
+                None
+            }
+        }
+    }
+
+    fn targets(&mut self) -> Option<Vec<Target>> {
+        let value = self.get("targets")?;
+        let Some(items) = value.as_array() else {
+            self.error("targets", "must be an array");
+            return None;
+        };
+        if items.len() > limits::TARGETS_MAX {
+            self.error("targets", format!("must have at most {} items", limits::TARGETS_MAX));
+            return None;
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("targets[{i}]");
+            match item {
+                Value::Object(o) => out.extend(target(o, &path, self.errors)),
+                _ => self.errors.push(FieldError { field: path, message: "must be an object".into() }),
+            }
+        }
+        Some(out)
+    }
+
+    fn metadata(&mut self) -> Option<Map<String, Value>> {
+        let value = self.get("metadata")?;
+        let Some(map) = value.as_object() else {
+            self.error("metadata", "must be a JSON object");
+            return None;
+        };
+        let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
+        if size > limits::METADATA_MAX_BYTES {
+            self.error("metadata", format!("is {size} bytes serialized, more than the {} allowed", limits::METADATA_MAX_BYTES));
+            return None;
+        }
+        Some(map.clone())
+    }
+}

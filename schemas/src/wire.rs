@@ -1,0 +1,96 @@
+//! The Confluent wire format (magic byte 0, 4-byte big-endian schema id, Avro datum) through
+//! `schema_registry_converter`, with the AuditEvent schema registered under `<topic>-value`.
+//!
+//! Decoding fetches the writer schema by id (cached) and resolves it into the current reader
+//! schema, so messages written by any published version decode into today's [`AuditEvent`].
+
+use std::time::Duration;
+
+use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schema_registry_converter::schema_registry_common::{
+    SchemaType, SubjectNameStrategy, SuppliedSchema,
+};
+
+use crate::avro::{AuditEventRecord, RECORD_NAME, current_schema_text};
+use crate::{AuditEvent, SchemaError};
+
+/// Magic byte that opens every Confluent-framed message.
+pub const MAGIC_BYTE: u8 = 0;
+/// Length of the magic byte plus the schema id.
+pub const HEADER_LEN: usize = 5;
+
+/// Encodes and decodes AuditEvents in the Confluent wire format against one registry.
+pub struct WireCodec {
+    encoder: AvroEncoder,
+    decoder: AvroDecoder,
+}
+
+impl std::fmt::Debug for WireCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WireCodec").finish_non_exhaustive()
+    }
+}
+
+impl WireCodec {
+    /// A codec for the registry at `url` (for Apicurio, the `/apis/ccompat/v7` base), each
+    /// registry call bounded by `timeout`.
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, SchemaError> {
+        let settings = || {
+            SrSettings::new_builder(url.to_owned())
+                .set_timeout(timeout)
+                .build()
+                .map_err(|e| SchemaError::Registry(e.to_string()))
+        };
+        Ok(Self { encoder: AvroEncoder::new(settings()?), decoder: AvroDecoder::new(settings()?) })
+    }
+
+    /// Encodes `event` for `topic`, registering the current schema under `<topic>-value` the
+    /// first time (registration is idempotent in the registry; the id is cached here).
+    pub async fn encode(&self, topic: &str, event: &AuditEvent) -> Result<Vec<u8>, SchemaError> {
+        let schema = SuppliedSchema::new(
+            Some(RECORD_NAME.to_owned()),
+            SchemaType::Avro,
+            current_schema_text().to_owned(),
+        );
+        let strategy = SubjectNameStrategy::TopicNameStrategyWithSchema(topic.to_owned(), false, schema);
+        self.encoder
+            .encode_struct(AuditEventRecord::from(event), &strategy)
+            .await
+            .map_err(|e| SchemaError::Registry(e.to_string()))
+    }
+
+    /// Decodes a Confluent-framed AuditEvent written with any published schema version.
+    pub async fn decode(&self, bytes: &[u8]) -> Result<AuditEvent, SchemaError> {
+        let id = schema_id(bytes)?;
+        let writer = self
+            .decoder
+            .get_schema(id)
+            .await
+            .map_err(|e| SchemaError::Registry(e.to_string()))?;
+        AuditEvent::from_avro_datum(&writer.parsed, &bytes[HEADER_LEN..])
+    }
+}
+
+/// The schema id of a Confluent-framed message.
+pub fn schema_id(bytes: &[u8]) -> Result<u32, SchemaError> {
+    match bytes {
+        [MAGIC_BYTE, a, b, c, d, ..] => Ok(u32::from_be_bytes([*a, *b, *c, *d])),
+        [] => Err(SchemaError::NotWireFormat("empty message")),
+        [MAGIC_BYTE, ..] => Err(SchemaError::NotWireFormat("shorter than the 5-byte header")),
+        _ => Err(SchemaError::NotWireFormat("first byte is not the magic byte 0")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_id_reads_the_header() {
+        assert_eq!(schema_id(&[0, 0, 0, 1, 2, 42]).ok(), Some(258));
+        assert!(schema_id(&[]).is_err());
+        assert!(schema_id(&[0, 0, 1]).is_err());
+        assert!(schema_id(&[1, 0, 0, 0, 1, 0]).is_err());
+    }
+}
