@@ -1,0 +1,104 @@
+//! The `auditlog` command: one executable, one subcommand per role or tool.
+//!
+//! Today: `produce` (validate events and append them durably to Kafka in the Confluent Avro
+//! wire format), `tail` (follow a topic and print decoded events), `validate` (check events
+//! against the contract offline) and `schema` (print the current Avro schema). The service
+//! roles (`gateway`, `processor`, `query-api`, `standalone`) arrive with their issues.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Multi-tenant audit log on Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "auditlog", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the distributed backends are.
+#[derive(Debug, Clone, clap::Args)]
+struct Backends {
+    /// Event log URI.
+    #[arg(long, env = "AUDITLOG_EVENT_LOG", default_value = "kafka://127.0.0.1:9092")]
+    event_log: String,
+    /// Confluent-compatible schema registry base URL.
+    #[arg(long, env = "AUDITLOG_REGISTRY_URL", default_value = "http://127.0.0.1:8081/apis/ccompat/v7")]
+    registry: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate JSON events (one per line on stdin) and append them to the event log.
+    Produce {
+        /// Tenant the events belong to (the gateway takes it from credentials).
+        #[arg(long)]
+        tenant: String,
+        /// Destination topic.
+        #[arg(long, default_value = "audit.events.v1")]
+        topic: String,
+        #[command(flatten)]
+        backends: Backends,
+    },
+    /// Follow a topic from its end and print each event as one JSON line.
+    Tail {
+        /// Topics to follow.
+        #[arg(long, default_value = "audit.events.v1")]
+        topic: Vec<String>,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+        #[command(flatten)]
+        backends: Backends,
+    },
+    /// Validate JSON events (one per line on stdin) and print each completed event or its errors.
+    Validate {
+        /// Tenant to validate for.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
+    /// Print the current AuditEvent Avro schema.
+    Schema,
+}
+
+/// Parses the command line, runs the command and maps its outcome to an exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Produce { tenant, topic, backends } => {
+                commands::produce(&tenant, &topic, &backends.event_log, &backends.registry).await
+            }
+            Command::Tail { topic, count, backends } => {
+                commands::tail(&topic, count, &backends.event_log, &backends.registry).await
+            }
+            Command::Validate { tenant } => commands::validate(&tenant),
+            Command::Schema => {
+                println!("{}", auditlog_schemas::avro::current_schema_text().trim_end());
+                Ok(true)
+            }
+        }
+    });
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! The Kafka [`EventLog`]: an idempotent `acks=all` producer, consumer-group members with
+//! manual commits, and group-less tails, all through `rdkafka` (librdkafka).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{EventLog, LogConsumer, LogError, LogPosition, LogRecord, LogTail, OutgoingRecord, TopicSelector};
+
+/// Settings of the Kafka event log.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub bootstrap_servers: String,
+    /// `client.id`, shown in broker logs and metrics.
+    pub client_id: String,
+    /// How long a record may wait for its acknowledgement, retries included
+    /// (`message.timeout.ms`). Bounds how long an append can hang when the broker is away.
+    pub delivery_timeout: Duration,
+    /// How long an append may wait for room in the producer queue before it fails; a full
+    /// queue is backpressure, not a reason to grow memory.
+    pub queue_timeout: Duration,
+    /// Time budget of metadata, watermark and commit calls.
+    pub request_timeout: Duration,
+    /// Extra librdkafka properties, applied last (e.g. `linger.ms`, `compression.type`).
+    pub extra: Vec<(String, String)>,
+}
+
+impl KafkaConfig {
+    /// Defaults for a broker at `bootstrap_servers`.
+    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            client_id: "auditlog".into(),
+            delivery_timeout: Duration::from_secs(10),
+            queue_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(10),
+            extra: Vec::new(),
+        }
+    }
+
+    fn base(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap_servers)
+            .set("client.id", &self.client_id)
+            .set("socket.timeout.ms", self.request_timeout.as_millis().to_string());
+        config
+    }
+
+    fn producer_config(&self) -> ClientConfig {
+        let mut config = self.base();
+        config
+            // Exactly-once per partition on retries, ordering kept with requests in flight.
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("max.in.flight.requests.per.connection", "5")
+            .set("message.timeout.ms", self.delivery_timeout.as_millis().to_string())
+            // lz4: cheap on CPU, good enough on JSON-ish Avro; the gateway is CPU bound.
+            .set("compression.type", "lz4")
+            // A few milliseconds of lingering fills batches under load at little latency cost.
+            .set("linger.ms", "5")
+            .set("batch.size", "1000000")
+            // Bounds the producer's memory; a full queue makes appends wait, then fail.
+            .set("queue.buffering.max.messages", "200000")
+            .set("queue.buffering.max.kbytes", "262144");
+        self.apply_extra(&mut config);
+        config
+    }
+
+    fn consumer_config(&self, group: &str, offset_reset: &str) -> ClientConfig {
+        let mut config = self.base();
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", offset_reset)
+            .set("enable.partition.eof", "false")
+            .set("topic.metadata.refresh.interval.ms", "5000");
+        self.apply_extra_consumer(&mut config);
+        config
+    }
+
+    fn apply_extra(&self, config: &mut ClientConfig) {
+        for (k, v) in &self.extra {
+            config.set(k, v);
+        }
+    }
+
+    fn apply_extra_consumer(&self, config: &mut ClientConfig) {
+        // Producer-only properties would make librdkafka warn on a consumer; skip them.
+        const PRODUCER_ONLY: &[&str] = &["linger.ms", "batch.size", "compression.type", "acks"];
+        for (k, v) in self.extra.iter().filter(|(k, _)| !PRODUCER_ONLY.contains(&k.as_str())) {
+            config.set(k, v);
+        }
+    }
+}
+
+/// The event log on a Kafka cluster.
+pub struct KafkaEventLog {
+    config: KafkaConfig,
+    producer: FutureProducer,
+}
+
+impl std::fmt::Debug for KafkaEventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaEventLog").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl KafkaEventLog {
+    /// Creates the producer; connections are made lazily.
+    pub fn new(config: KafkaConfig) -> Result<Self, LogError> {
+        let producer = config.producer_config().create().map_err(config_error)?;
+        Ok(Self { config, producer })
+    }
+
+    /// Records waiting in the producer queue or in flight (a gauge for metrics).
+    pub fn in_flight(&self) -> i32 {
+        self.producer.in_flight_count()
+    }
+}
+
+fn config_error(err: KafkaError) -> LogError {
+    LogError::Config(err.to_string())
+}
+
+/// Sorts a Kafka error into transient (retry) and permanent (refused).
+fn classify(err: KafkaError) -> LogError {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    let permanent = matches!(
+        err.rdkafka_error_code(),
+        Some(
+            Code::MessageSizeTooLarge
+                | Code::UnknownTopicOrPartition
+                | Code::UnknownTopic
+                | Code::TopicAuthorizationFailed
+                | Code::InvalidRecord
+                | Code::InvalidMessage
+        )
+    );
+    if permanent { LogError::Rejected(err.to_string()) } else { LogError::Unavailable(err.to_string()) }
+}
+
+#[async_trait]
+impl EventLog for KafkaEventLog {
+    async fn append(&self, record: OutgoingRecord) -> Result<LogPosition, LogError> {
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        for (key, value) in &record.headers {
+            headers = headers.insert(Header { key, value: Some(value) });
+        }
+        let future = FutureRecord::to(&record.topic)
+            .key(record.key.as_bytes())
+            .payload(&record.payload)
+            .headers(headers);
+        match self.producer.send(future, Timeout::After(self.config.queue_timeout)).await {
+            Ok(delivery) => Ok(LogPosition {
+                topic: record.topic,
+                partition: delivery.partition,
+                offset: delivery.offset,
+            }),
+            Err((err, _)) => Err(classify(err)),
+        }
+    }
+
+    async fn consume(&self, group: &str, topics: TopicSelector) -> Result<Box<dyn LogConsumer>, LogError> {
+        let consumer: StreamConsumer = self.config.consumer_config(group, "earliest").create().map_err(config_error)?;
+        let names: Vec<String> = match topics {
+            TopicSelector::Topics(t) => t,
+            TopicSelector::Pattern(p) if p.starts_with('^') => vec![p],
+            TopicSelector::Pattern(p) => vec![format!("^{p}")],
+        };
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        consumer.subscribe(&refs).map_err(classify)?;
+        Ok(Box::new(KafkaConsumer { consumer: Arc::new(consumer) }))
+    }
+
+    async fn tail(&self, topics: &[String]) -> Result<Box<dyn LogTail>, LogError> {
+        let group = format!("auditlog-tail-{}", uuid::Uuid::new_v4());
+        let consumer: StreamConsumer = self.config.consumer_config(&group, "latest").create().map_err(config_error)?;
+        let consumer = Arc::new(consumer);
+        let timeout = self.config.request_timeout;
+        let topics = topics.to_vec();
+        let assigner = Arc::clone(&consumer);
+        // Resolving the end offsets explicitly makes the start deterministic: everything
+        // appended after `tail` returned is delivered.
+        tokio::task::spawn_blocking(move || -> Result<(), LogError> {
+            let mut assignment = TopicPartitionList::new();
+            for topic in &topics {
+                let metadata = assigner.fetch_metadata(Some(topic), timeout).map_err(classify)?;
+                for t in metadata.topics() {
+                    if let Some(err) = t.error() {
+                        return Err(LogError::Rejected(format!("topic {topic}: {err:?}")));
+                    }
+                    for p in t.partitions() {
+                        let (_, high) = assigner.fetch_watermarks(topic, p.id(), timeout).map_err(classify)?;
+                        assignment
+                            .add_partition_offset(topic, p.id(), Offset::Offset(high))
+                            .map_err(classify)?;
+                    }
+                }
+            }
+            assigner.assign(&assignment).map_err(classify)
+        })
+        .await
+        .map_err(|e| LogError::Unavailable(format!("tail setup task failed: {e}")))??;
+        Ok(Box::new(KafkaTail { consumer }))
+    }
+
+    async fn check_ready(&self) -> Result<(), LogError> {
+        let producer = self.producer.clone();
+        let timeout = self.config.request_timeout.min(Duration::from_secs(3));
+        tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout).map(|_| ()))
+            .await
+            .map_err(|e| LogError::Unavailable(format!("readiness task failed: {e}")))?
+            .map_err(classify)
+    }
+
+    async fn flush(&self, timeout: Duration) -> Result<(), LogError> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || producer.flush(timeout))
+            .await
+            .map_err(|e| LogError::Unavailable(format!("flush task failed: {e}")))?
+            .map_err(classify)
+    }
+}
+
+fn to_record(message: &rdkafka::message::BorrowedMessage<'_>) -> LogRecord {
+    let headers = message
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec).unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    LogRecord {
+        position: LogPosition {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+        },
+        key: message.key().map(<[u8]>::to_vec),
+        payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        headers,
+        timestamp_ms: message.timestamp().to_millis(),
+    }
+}
+
+struct KafkaConsumer {
+    consumer: Arc<StreamConsumer>,
+}
+
+#[async_trait]
+impl LogConsumer for KafkaConsumer {
+    async fn next(&mut self) -> Result<LogRecord, LogError> {
+        let message = self.consumer.recv().await.map_err(classify)?;
+        Ok(to_record(&message))
+    }
+
+    async fn commit(&mut self, positions: &[LogPosition]) -> Result<(), LogError> {
+        // The committed offset is the next one to read: one past the last processed record.
+        let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+        for p in positions {
+            let slot = next.entry((p.topic.as_str(), p.partition)).or_insert(p.offset + 1);
+            *slot = (*slot).max(p.offset + 1);
+        }
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), offset) in next {
+            list.add_partition_offset(topic, partition, Offset::Offset(offset)).map_err(classify)?;
+        }
+        let consumer = Arc::clone(&self.consumer);
+        tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync))
+            .await
+            .map_err(|e| LogError::Unavailable(format!("commit task failed: {e}")))?
+            .map_err(classify)
+    }
+}
+
+struct KafkaTail {
+    consumer: Arc<StreamConsumer>,
+}
+
+#[async_trait]
+impl LogTail for KafkaTail {
+    async fn next(&mut self) -> Result<LogRecord, LogError> {
+        let message = self.consumer.recv().await.map_err(classify)?;
+        Ok(to_record(&message))
+    }
+}

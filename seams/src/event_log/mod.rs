@@ -1,0 +1,137 @@
+//! The event log seam: the source of truth every other component reads.
+//!
+//! # Semantics
+//! - **Ordering.** Records are ordered per partition. A record's key is its tenant id and
+//!   every record with the same key lands in the same partition of a topic, so each tenant's
+//!   events are totally ordered. Concurrent appends issued in order by one caller keep that
+//!   order (Kafka: idempotent producer, at most 5 requests in flight).
+//! - **Durability.** [`EventLog::append`] resolves only once the record is durable (Kafka:
+//!   acknowledged by all in-sync replicas, `acks=all`). An `Err` means the record may or may
+//!   not have been written: callers retry with the same event id, and the read models'
+//!   upserts by `(tenant_id, id)` absorb the repeat.
+//! - **Delivery.** Consumers get every record at least once. Records are redelivered after a
+//!   crash or rebalance from the last committed position.
+//! - **Commits.** Only the consumer's owner commits, explicitly, with
+//!   [`LogConsumer::commit`], and only after the sink acknowledged everything up to that
+//!   position. Nothing commits automatically.
+//! - **Errors.** [`LogError::Unavailable`] is transient (broker unreachable, timeout): retry
+//!   later, never treat it as a poison message. [`LogError::Rejected`] is permanent for that
+//!   record (too large, unknown topic).
+//! - **Tail.** [`EventLog::tail`] starts at the end of the log at the moment it returns, reads
+//!   without a consumer group and never commits.
+
+pub mod kafka;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// Where a record sits in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LogPosition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition within the topic.
+    pub partition: i32,
+    /// Offset within the partition.
+    pub offset: i64,
+}
+
+/// A record to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingRecord {
+    /// Destination topic.
+    pub topic: String,
+    /// Partitioning key: the tenant id.
+    pub key: String,
+    /// Encoded event (Confluent wire format).
+    pub payload: Vec<u8>,
+    /// Headers for downstream consumers (event id, tenant, ...).
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// A record read back from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    /// Where it was read from.
+    pub position: LogPosition,
+    /// Partitioning key, if the record had one.
+    pub key: Option<Vec<u8>>,
+    /// The payload bytes, exactly as appended.
+    pub payload: Vec<u8>,
+    /// Headers, in append order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Append time in milliseconds since the Unix epoch, when the log keeps one.
+    pub timestamp_ms: Option<i64>,
+}
+
+impl LogRecord {
+    /// The first header named `name`.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_slice())
+    }
+}
+
+/// Which topics a consumer reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicSelector {
+    /// These topics exactly.
+    Topics(Vec<String>),
+    /// Every topic whose name matches this regular expression (Kafka: a `^` pattern
+    /// subscription that also picks up topics created later).
+    Pattern(String),
+}
+
+/// Errors of the event log.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// Transient: the log cannot be reached or did not answer in time. Retry later.
+    #[error("event log unavailable: {0}")]
+    Unavailable(String),
+    /// Permanent for this request: the log refused it.
+    #[error("event log rejected the request: {0}")]
+    Rejected(String),
+    /// Invalid configuration.
+    #[error("event log misconfigured: {0}")]
+    Config(String),
+}
+
+/// An append-only, partitioned, durable log of records.
+#[async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// Appends one record and resolves once it is durable, with its position. Many appends
+    /// may be in flight at once; never await them one by one on a hot path.
+    async fn append(&self, record: OutgoingRecord) -> Result<LogPosition, LogError>;
+
+    /// Opens a consumer in consumer group `group`, starting from the group's committed
+    /// positions, or from the earliest record for partitions it never committed.
+    async fn consume(&self, group: &str, topics: TopicSelector) -> Result<Box<dyn LogConsumer>, LogError>;
+
+    /// Opens a reader positioned at the current end of every partition of `topics`.
+    async fn tail(&self, topics: &[String]) -> Result<Box<dyn LogTail>, LogError>;
+
+    /// Succeeds when the log can take writes now (readiness probes).
+    async fn check_ready(&self) -> Result<(), LogError>;
+
+    /// Waits until every record appended so far is acknowledged, or `timeout` passes
+    /// (graceful shutdown).
+    async fn flush(&self, timeout: Duration) -> Result<(), LogError>;
+}
+
+/// A consumer-group member: reads records at least once and commits explicitly.
+#[async_trait]
+pub trait LogConsumer: Send {
+    /// The next record; waits for one.
+    async fn next(&mut self) -> Result<LogRecord, LogError>;
+
+    /// Marks every record up to and including each given position (in its partition) as
+    /// processed for this consumer's group. Call it only after the sink acknowledged them.
+    async fn commit(&mut self, positions: &[LogPosition]) -> Result<(), LogError>;
+}
+
+/// A reader that follows the end of the log and never commits.
+#[async_trait]
+pub trait LogTail: Send {
+    /// The next record appended after the tail was opened; waits for one.
+    async fn next(&mut self) -> Result<LogRecord, LogError>;
+}

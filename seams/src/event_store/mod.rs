@@ -1,0 +1,53 @@
+//! The event store seam: the read model for time-range reads, reads by id, by actor and by
+//! target (ScyllaDB in production, an embedded store in standalone mode).
+//!
+//! # Semantics
+//! - **Idempotent writes.** [`EventStore::upsert`] is keyed by `(tenant_id, id)`: writing the
+//!   same event twice, from a retry or a replay, leaves one row. The first write for an id
+//!   wins the log position; later ones with the same id carry the same event.
+//! - **Acknowledgement.** `upsert` returns `Ok` only once every event of the call is durable
+//!   in the store; processors commit log offsets only after that.
+//! - **Ordering of reads.** Newest `occurred_at` first, ties broken by id, so paging is stable.
+//! - **Tenancy.** Every read takes the tenant from [`EventFilter::tenant_id`] and can return
+//!   nothing else; a cursor from another tenant or query is refused, not reinterpreted.
+//! - **Retention.** Events older than their tenant's retention are neither returned nor kept.
+//! - **Errors.** [`StoreError::Unavailable`] is transient (store down or slow): the caller
+//!   retries and commits nothing meanwhile. [`StoreError::Invalid`] is the caller's mistake
+//!   (a bad cursor, a filter the store cannot serve).
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::query::{EventFilter, Page, PageRequest, StoredEvent};
+
+/// Errors of the event store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Transient: retry later.
+    #[error("event store unavailable: {0}")]
+    Unavailable(String),
+    /// The request cannot be served as asked (bad cursor, unsupported filter).
+    #[error("invalid event store request: {0}")]
+    Invalid(String),
+}
+
+/// The read model for reads by time range, id, actor and target.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Writes the events, idempotently by `(tenant_id, id)`; `Ok` means all are durable.
+    async fn upsert(&self, events: &[StoredEvent]) -> Result<(), StoreError>;
+
+    /// One event of one tenant by id.
+    async fn get(&self, tenant_id: &str, id: &str) -> Result<Option<StoredEvent>, StoreError>;
+
+    /// A page of the tenant's events matching `filter`, newest first. Serves time range,
+    /// actor, target and their combination with the other filters; a `text` filter is
+    /// [`StoreError::Invalid`] (that is the search index's job).
+    async fn list(&self, filter: &EventFilter, page: &PageRequest) -> Result<Page, StoreError>;
+
+    /// Removes the tenant's events that occurred before `before`; returns how many.
+    async fn purge_before(&self, tenant_id: &str, before: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Succeeds when the store can serve reads and writes now.
+    async fn check_ready(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,2 @@
+//! Conformance scenarios, one module per seam.
+pub mod event_log;
