@@ -35,7 +35,7 @@ async fn index_then_search_by_text_and_filters() {
             "mappings": {"properties": {
                 "tenant_id": {"type": "keyword"}, "action": {"type": "keyword"},
                 "description": {"type": "text"}, "occurred_at": {"type": "date"},
-                "metadata": {"type": "flattened"}
+                "metadata": {"type": "flat_object"}
             }}
         })).send()).await,
         "create index",

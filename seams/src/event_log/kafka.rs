@@ -256,6 +256,11 @@ fn to_record(message: &rdkafka::message::BorrowedMessage<'_>) -> LogRecord {
     }
 }
 
+async fn recv(consumer: &StreamConsumer) -> Result<LogRecord, LogError> {
+    let message = consumer.recv().await.map_err(classify)?;
+    Ok(to_record(&message))
+}
+
 struct KafkaConsumer {
     consumer: Arc<StreamConsumer>,
 }
@@ -263,8 +268,7 @@ struct KafkaConsumer {
 #[async_trait]
 impl LogConsumer for KafkaConsumer {
     async fn next(&mut self) -> Result<LogRecord, LogError> {
-        let message = self.consumer.recv().await.map_err(classify)?;
-        Ok(to_record(&message))
+        recv(&self.consumer).await
     }
 
     async fn commit(&mut self, positions: &[LogPosition]) -> Result<(), LogError> {
@@ -293,7 +297,6 @@ struct KafkaTail {
 #[async_trait]
 impl LogTail for KafkaTail {
     async fn next(&mut self) -> Result<LogRecord, LogError> {
-        let message = self.consumer.recv().await.map_err(classify)?;
-        Ok(to_record(&message))
+        recv(&self.consumer).await
     }
 }

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what building and testing auditlog needs on a fresh Debian/Ubuntu machine, and
+# nothing when it is already there: a C toolchain and headers for librdkafka, Java 17 and
+# Maven for the local stack, curl. Rust itself comes from rustup (https://rustup.rs).
+set -euo pipefail
+
+need=()
+command -v cc >/dev/null || need+=(build-essential)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v curl >/dev/null || need+=(curl)
+command -v java >/dev/null || need+=(openjdk-17-jre-headless)
+command -v javac >/dev/null || need+=(openjdk-17-jdk-headless)
+command -v mvn >/dev/null || need+=(maven)
+dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
+dpkg -s zlib1g-dev >/dev/null 2>&1 || need+=(zlib1g-dev)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "error: cargo is not installed; install Rust with rustup (https://rustup.rs) and retry" >&2
+  exit 1
+fi
