@@ -1,5 +1,35 @@
-//! The ingest gateway: authenticated, validating HTTP ingest onto tenant-keyed Kafka topics.
+//! The ingest gateway: authenticated, validating, idempotent HTTP ingest onto tenant-keyed
+//! Kafka topics (issue #3).
 //!
-//! Not built yet (issue #3). What it builds on is in place: validation and the wire format in
-//! `auditlog-schemas`, the durable append in `auditlog-seams`' `EventLog`; the `auditlog
-//! produce` command drives that same path from the command line meanwhile.
+//! - [`server`]: [`router`] and [`run`] (`run(listener, state, shutdown)`);
+//! - [`routes`]: `POST /v1/events` and `POST /v1/events/batch`;
+//! - `ingest` (private): validate, deduplicate, encode, append concurrently;
+//! - [`auth`]: JWT (RFC 8725) and API keys, roles, the [`auth::Writer`] extractor;
+//! - [`tenants`]: the [`tenants::TenantRegistry`] trait and its in-memory implementation;
+//! - [`limits`]: per-tenant token buckets, the in-flight cap;
+//! - [`idempotency`]: recent answers by producer id;
+//! - [`problem`]: [`GatewayError`] and its RFC 9457 mapping;
+//! - [`metrics`]: every `auditlog_gateway_*` series;
+//! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/docs`;
+//! - [`config`]: the typed [`GatewayConfig`].
+//!
+//! The gateway holds its backends as traits ([`auditlog_seams::EventLog`],
+//! [`tenants::TenantRegistry`]) and never names a concrete one.
+
+pub mod auth;
+pub mod config;
+pub mod idempotency;
+mod ingest;
+pub mod limits;
+pub mod metrics;
+pub mod ops;
+pub mod problem;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod tenants;
+
+pub use config::GatewayConfig;
+pub use problem::GatewayError;
+pub use server::{router, run};
+pub use state::GatewayState;

@@ -1,0 +1,194 @@
+//! The ingest pipeline shared by the single and batch routes: validate every event, answer
+//! retried producer ids from the idempotency cache, encode the rest in the Confluent wire
+//! format and append them all concurrently, waiting for the broker's acknowledgement of each.
+//!
+//! # Kafka records
+//! - topic: `<prefix>.v1`, or `<prefix>.v1.<tenant>` for tenants with a dedicated topic;
+//! - key: the tenant id (each tenant's events stay ordered within one partition);
+//! - value: Avro, Confluent wire format, subject `<topic>-value`;
+//! - headers: `event_id`, `tenant_id` (as the `auditlog produce` command writes them) and
+//!   `action`, so downstream consumers can route or filter without decoding.
+
+use std::collections::HashMap;
+
+use auditlog_schemas::{AuditEvent, FieldError, IngestContext, Rejection, SchemaError, validate_event};
+use auditlog_seams::{LogError, OutgoingRecord};
+use futures::future::join_all;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::idempotency::FirstAnswer;
+use crate::metrics;
+use crate::problem::GatewayError;
+use crate::state::GatewayState;
+
+/// One event as read from a request: its JSON, or why it could not be read.
+pub(crate) type ParsedItem = Result<Value, FieldError>;
+
+/// What happened to one event of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ItemOutcome {
+    /// Durable in the log (now, or for an earlier request with the same id).
+    Accepted(FirstAnswer),
+    /// Refused; every problem named.
+    Rejected(Vec<FieldError>),
+}
+
+/// Where each validated event's answer comes from.
+enum Plan {
+    Done(ItemOutcome),
+    /// Appended by this request, at this position of the append list.
+    Append(usize),
+    /// Same producer id as an earlier event of this request.
+    SameAs(usize),
+}
+
+/// Runs the pipeline for `items` of `tenant`. A body tenant mismatch anywhere refuses the whole
+/// request (403) before anything is written; an unavailable backend fails it (503).
+pub(crate) async fn ingest(
+    state: &GatewayState,
+    tenant: &str,
+    items: Vec<ParsedItem>,
+    received_at: OffsetDateTime,
+) -> Result<Vec<ItemOutcome>, GatewayError> {
+    let ctx = IngestContext { tenant_id: tenant, received_at };
+    let mut plans = Vec::with_capacity(items.len());
+    let mut to_append: Vec<AuditEvent> = Vec::new();
+    let mut first_index_of: HashMap<String, usize> = HashMap::new();
+    let (mut rejected, mut deduplicated) = (0, 0);
+    for (index, item) in items.iter().enumerate() {
+        let value = match item {
+            Ok(value) => value,
+            Err(error) => {
+                rejected += 1;
+                plans.push(Plan::Done(ItemOutcome::Rejected(vec![error.clone()])));
+                continue;
+            }
+        };
+        let event = match validate_event(value, &ctx) {
+            Ok(event) => event,
+            Err(Rejection::Invalid(errors)) => {
+                rejected += 1;
+                plans.push(Plan::Done(ItemOutcome::Rejected(errors)));
+                continue;
+            }
+            Err(Rejection::TenantMismatch) => {
+                metrics::events_rejected("tenant_mismatch", items.len());
+                return Err(GatewayError::TenantMismatch);
+            }
+        };
+        let producer_id = value.get("id").is_some_and(|v| !v.is_null());
+        if producer_id {
+            if let Some(first) = state.idempotency().get(tenant, &event.id) {
+                deduplicated += 1;
+                plans.push(Plan::Done(ItemOutcome::Accepted(first)));
+                continue;
+            }
+            if let Some(&earlier) = first_index_of.get(&event.id) {
+                deduplicated += 1;
+                plans.push(Plan::SameAs(earlier));
+                continue;
+            }
+            first_index_of.insert(event.id.clone(), index);
+        }
+        plans.push(Plan::Append(to_append.len()));
+        to_append.push(event);
+    }
+    metrics::events_rejected("validation", rejected);
+
+    let appended = append_all(state, tenant, &to_append).await;
+    let appended = match appended {
+        Ok(()) => to_append.len(),
+        Err(err) => {
+            metrics::events_rejected("unavailable", to_append.len());
+            return Err(err);
+        }
+    };
+    metrics::events_accepted(appended, deduplicated);
+
+    let mut outcomes: Vec<ItemOutcome> = Vec::with_capacity(plans.len());
+    for plan in plans {
+        let outcome = match plan {
+            Plan::Done(outcome) => outcome,
+            Plan::Append(i) => ItemOutcome::Accepted(answer(&to_append[i])),
+            Plan::SameAs(earlier) => outcomes[earlier].clone(),
+        };
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+fn answer(event: &AuditEvent) -> FirstAnswer {
+    FirstAnswer { id: event.id.clone(), received_at: event.received_at }
+}
+
+/// Encodes and appends every event concurrently, within the append time budget. Events the
+/// log acknowledged are remembered by producer id even when others failed, so a retry of the
+/// whole request appends only what is missing.
+async fn append_all(state: &GatewayState, tenant: &str, events: &[AuditEvent]) -> Result<(), GatewayError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let topic = state.topic_for(tenant);
+    let budget = state.config().limits.append_timeout();
+    let work = async {
+        let encoded = join_all(events.iter().map(|e| state.codec().encode(&topic, e))).await;
+        let mut records = Vec::with_capacity(events.len());
+        for (event, payload) in events.iter().zip(encoded) {
+            records.push(record(&topic, event, payload.map_err(encode_error)?));
+        }
+        let results = join_all(records.into_iter().map(|r| state.event_log().append(r))).await;
+        let mut failure = None;
+        for (event, result) in events.iter().zip(results) {
+            match result {
+                Ok(_) => state.idempotency().insert(tenant, answer(event)),
+                Err(err) => failure = Some(err),
+            }
+        }
+        match failure {
+            None => Ok(()),
+            Some(err) => Err(log_error(err)),
+        }
+    };
+    match tokio::time::timeout(budget, work).await {
+        Ok(result) => result,
+        Err(_) => {
+            metrics::append_failure("timeout");
+            Err(GatewayError::Unavailable(format!("no acknowledgement within {} ms", budget.as_millis())))
+        }
+    }
+}
+
+fn record(topic: &str, event: &AuditEvent, payload: Vec<u8>) -> OutgoingRecord {
+    OutgoingRecord {
+        topic: topic.to_owned(),
+        key: event.tenant_id.clone(),
+        payload,
+        headers: vec![
+            ("event_id".into(), event.id.clone().into_bytes()),
+            ("tenant_id".into(), event.tenant_id.clone().into_bytes()),
+            ("action".into(), event.action.clone().into_bytes()),
+        ],
+    }
+}
+
+fn encode_error(err: SchemaError) -> GatewayError {
+    metrics::append_failure("encode");
+    match err {
+        SchemaError::Registry(detail) => GatewayError::Unavailable(format!("schema registry: {detail}")),
+        other => GatewayError::Internal(format!("encoding a validated event failed: {other}")),
+    }
+}
+
+fn log_error(err: LogError) -> GatewayError {
+    match err {
+        LogError::Unavailable(detail) => {
+            metrics::append_failure("unavailable");
+            GatewayError::Unavailable(detail)
+        }
+        LogError::Rejected(detail) | LogError::Config(detail) => {
+            metrics::append_failure("rejected");
+            GatewayError::Internal(format!("event log refused a validated event: {detail}"))
+        }
+    }
+}

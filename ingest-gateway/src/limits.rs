@@ -1,0 +1,113 @@
+//! Load protection: a per-tenant token bucket (events per second, from each tenant's settings)
+//! and a global cap on requests in flight.
+//!
+//! The bucket is hand-rolled rather than `governor`'s keyed limiter because every tenant has
+//! its own rate (governor's keyed limiter shares one quota across keys) and a batch costs one
+//! token per event; the whole thing is a few lines of arithmetic under one mutex.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// Most tenants tracked at once; past it, buckets that are full again (idle tenants) are
+/// dropped, which loses nothing since a new bucket starts full.
+const MAX_TRACKED_TENANTS: usize = 100_000;
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// Per-tenant token buckets. A bucket holds one second of the tenant's rate.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+impl RateLimiter {
+    /// An empty limiter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes `cost` tokens from `tenant`'s bucket refilled at `rate_per_sec`, or says how long
+    /// to wait. A cost above the bucket's size is charged as a full bucket, so a large batch
+    /// is possible at all, and still waits for a full second's worth.
+    pub fn try_acquire(&self, tenant: &str, rate_per_sec: u32, cost: usize) -> Result<(), Duration> {
+        let rate = f64::from(rate_per_sec.max(1));
+        let cost = (cost as f64).min(rate);
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if buckets.len() >= MAX_TRACKED_TENANTS && !buckets.contains_key(tenant) {
+            buckets.retain(|_, b| b.tokens + now.duration_since(b.last).as_secs_f64() * rate < rate);
+        }
+        let bucket = buckets.entry(tenant.to_owned()).or_insert(Bucket { tokens: rate, last: now });
+        let elapsed = now.duration_since(bucket.last).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * rate).min(rate);
+        bucket.last = now;
+        if bucket.tokens >= cost {
+            bucket.tokens -= cost;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((cost - bucket.tokens) / rate))
+        }
+    }
+}
+
+/// Caps requests in flight; a request that finds no room is shed at once (503 with
+/// `Retry-After`) rather than queued, so memory stays bounded.
+#[derive(Debug, Clone)]
+pub struct InFlightLimit {
+    /// One permit per request in flight, released when its response is produced.
+    permits: Arc<Semaphore>,
+}
+
+impl InFlightLimit {
+    /// Room for `max` requests at once.
+    pub fn new(max: usize) -> Self {
+        Self { permits: Arc::new(Semaphore::new(max)) }
+    }
+
+    /// A permit, or `None` when full.
+    pub fn try_enter(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.permits).try_acquire_owned().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn bucket_refills_at_the_tenants_rate() {
+        let limiter = RateLimiter::new();
+        assert!(limiter.try_acquire("a", 2, 1).is_ok());
+        assert!(limiter.try_acquire("a", 2, 1).is_ok());
+        let wait = limiter.try_acquire("a", 2, 1).expect_err("bucket of 2 is empty");
+        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(500), "{wait:?}");
+        assert!(limiter.try_acquire("b", 2, 1).is_ok(), "tenants have separate buckets");
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert!(limiter.try_acquire("a", 2, 1).is_ok(), "refilled after half a second");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn large_batch_costs_at_most_a_full_bucket() {
+        let limiter = RateLimiter::new();
+        assert!(limiter.try_acquire("a", 10, 1000).is_ok());
+        assert!(limiter.try_acquire("a", 10, 1).is_err());
+    }
+
+    #[test]
+    fn in_flight_limit_sheds_past_capacity() {
+        let limit = InFlightLimit::new(1);
+        let first = limit.try_enter();
+        assert!(first.is_some());
+        assert!(limit.try_enter().is_none());
+        drop(first);
+        assert!(limit.try_enter().is_some());
+    }
+}

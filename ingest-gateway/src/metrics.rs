@@ -1,0 +1,109 @@
+//! Every series the gateway exports, with unit and help text, and the middleware recording
+//! requests. Labels are bounded: route template, status code, rejection reason.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Requests answered, by `route` and `status`.
+pub const REQUESTS_TOTAL: &str = "auditlog_gateway_requests_total";
+/// Request latency in seconds, by `route`.
+pub const REQUEST_DURATION_SECONDS: &str = "auditlog_gateway_request_duration_seconds";
+/// Requests being processed.
+pub const IN_FLIGHT_REQUESTS: &str = "auditlog_gateway_in_flight_requests";
+/// Events acknowledged by the event log.
+pub const EVENTS_ACCEPTED_TOTAL: &str = "auditlog_gateway_events_accepted_total";
+/// Events refused, by `reason` (`validation`, `tenant_mismatch`, `rate_limited`, `unavailable`).
+pub const EVENTS_REJECTED_TOTAL: &str = "auditlog_gateway_events_rejected_total";
+/// Events answered from the idempotency cache without a second append.
+pub const EVENTS_DEDUPLICATED_TOTAL: &str = "auditlog_gateway_events_deduplicated_total";
+/// Events per batch request.
+pub const BATCH_SIZE_EVENTS: &str = "auditlog_gateway_batch_size_events";
+/// Failed appends to the event log, by `kind` (`unavailable`, `rejected`, `timeout`, `encode`).
+pub const APPEND_FAILURES_TOTAL: &str = "auditlog_gateway_append_failures_total";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process-wide Prometheus recorder, installed on first use. When another recorder was
+/// installed first (e.g. by an embedding binary), a detached one is returned and `/metrics`
+/// renders only what that binary exports elsewhere.
+pub fn handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = || {
+                PrometheusBuilder::new()
+                    .set_buckets_for_metric(
+                        Matcher::Full(REQUEST_DURATION_SECONDS.into()),
+                        &[0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                    )
+                    .and_then(|b| {
+                        b.set_buckets_for_metric(
+                            Matcher::Full(BATCH_SIZE_EVENTS.into()),
+                            &[1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0],
+                        )
+                    })
+                    .unwrap_or_else(|_| PrometheusBuilder::new())
+            };
+            let handle = builder().install_recorder().unwrap_or_else(|_| builder().build_recorder().handle());
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_counter!(REQUESTS_TOTAL, Unit::Count, "requests answered, by route and status");
+    describe_histogram!(REQUEST_DURATION_SECONDS, Unit::Seconds, "request latency, by route");
+    describe_gauge!(IN_FLIGHT_REQUESTS, Unit::Count, "requests being processed");
+    describe_counter!(EVENTS_ACCEPTED_TOTAL, Unit::Count, "events acknowledged by the event log");
+    describe_counter!(EVENTS_REJECTED_TOTAL, Unit::Count, "events refused, by reason");
+    describe_counter!(EVENTS_DEDUPLICATED_TOTAL, Unit::Count, "events answered from the idempotency cache");
+    describe_histogram!(BATCH_SIZE_EVENTS, Unit::Count, "events per batch request");
+    describe_counter!(APPEND_FAILURES_TOTAL, Unit::Count, "failed appends to the event log, by kind");
+}
+
+/// Counts events refused for `reason`, once per request.
+pub fn events_rejected(reason: &'static str, count: usize) {
+    if count > 0 {
+        counter!(EVENTS_REJECTED_TOTAL, "reason" => reason).increment(count as u64);
+    }
+}
+
+/// Counts acknowledged and deduplicated events, once per request.
+pub fn events_accepted(appended: usize, deduplicated: usize) {
+    counter!(EVENTS_ACCEPTED_TOTAL).increment(appended as u64);
+    if deduplicated > 0 {
+        counter!(EVENTS_DEDUPLICATED_TOTAL).increment(deduplicated as u64);
+    }
+}
+
+/// Records a batch's size.
+pub fn batch_size(events: usize) {
+    histogram!(BATCH_SIZE_EVENTS).record(events as f64);
+}
+
+/// Counts one failed request to the event log.
+pub fn append_failure(kind: &'static str) {
+    counter!(APPEND_FAILURES_TOTAL, "kind" => kind).increment(1);
+}
+
+/// Middleware: request count, latency and in-flight gauge by route template.
+pub async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = Instant::now();
+    gauge!(IN_FLIGHT_REQUESTS).increment(1.0);
+    let response = next.run(request).await;
+    gauge!(IN_FLIGHT_REQUESTS).decrement(1.0);
+    let status = response.status().as_u16().to_string();
+    counter!(REQUESTS_TOTAL, "route" => route.clone(), "status" => status).increment(1);
+    histogram!(REQUEST_DURATION_SECONDS, "route" => route).record(started.elapsed().as_secs_f64());
+    response
+}

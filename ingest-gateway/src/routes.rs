@@ -1,0 +1,225 @@
+//! The ingest routes: `POST /v1/events` and `POST /v1/events/batch`, from HTTP request to
+//! pipeline input (content type, body limits, JSON or NDJSON) and back to the answer.
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use auditlog_schemas::FieldError;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::auth::Writer;
+use crate::ingest::{ItemOutcome, ParsedItem, ingest};
+use crate::metrics;
+use crate::problem::GatewayError;
+use crate::state::GatewayState;
+
+/// Media type of a single event and of a JSON-array batch.
+pub const JSON: &str = "application/json";
+/// Media type of a newline-delimited batch.
+pub const NDJSON: &str = "application/x-ndjson";
+
+/// Answer to an accepted event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcceptedEvent {
+    /// Event id (the producer's, or a generated UUIDv7).
+    pub id: String,
+    /// When the gateway received the event (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub received_at: OffsetDateTime,
+}
+
+/// Answer to a batch: per-item results in request order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchAnswer {
+    /// Events accepted.
+    pub accepted: usize,
+    /// Events rejected.
+    pub rejected: usize,
+    /// One entry per event, by index.
+    pub results: Vec<BatchItem>,
+}
+
+/// The fate of one event of a batch.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum BatchItem {
+    /// Durable in the log.
+    Accepted {
+        /// Position in the batch (0-based; NDJSON counts non-blank lines).
+        index: usize,
+        /// Event id.
+        id: String,
+    },
+    /// Refused.
+    Rejected {
+        /// Position in the batch.
+        index: usize,
+        /// Every problem, by field path.
+        #[schema(value_type = Vec<Object>)]
+        errors: Vec<FieldError>,
+    },
+}
+
+/// `POST /v1/events`: one JSON event; 202 once the log acknowledged it.
+#[utoipa::path(post, path = "/v1/events", tag = "ingest",
+    request_body(content = Object, content_type = "application/json", description = "one AuditEvent"),
+    responses(
+        (status = 202, description = "durable in Kafka", body = AcceptedEvent),
+        (status = 400, description = "malformed JSON"), (status = 401, description = "missing or invalid credentials"),
+        (status = 403, description = "wrong role or tenant mismatch"), (status = 413, description = "body too large"),
+        (status = 415, description = "not application/json"), (status = 422, description = "invalid event"),
+        (status = 429, description = "tenant rate limit"), (status = 503, description = "event log unavailable"),
+    ),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn post_event(
+    State(state): State<GatewayState>,
+    writer: Writer,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, GatewayError> {
+    require_media_type(&headers, &[JSON], JSON)?;
+    rate_limit(&state, &writer.tenant_id, 1)?;
+    let bytes = read_body(body, state.config().limits.event_body_max_bytes).await?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| GatewayError::MalformedJson(e.to_string()))?;
+    let received_at = receive_time();
+    let outcome = ingest(&state, &writer.tenant_id, vec![Ok(value)], received_at).await?.pop();
+    match outcome {
+        Some(ItemOutcome::Accepted(first)) => {
+            let body = AcceptedEvent { id: first.id, received_at: first.received_at };
+            Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+        }
+        Some(ItemOutcome::Rejected(errors)) => Err(GatewayError::Validation(errors)),
+        None => Err(GatewayError::Internal("pipeline returned no outcome".into())),
+    }
+}
+
+/// `POST /v1/events/batch`: a JSON array or NDJSON; 202 all accepted, 207 some, 422 none.
+#[utoipa::path(post, path = "/v1/events/batch", tag = "ingest",
+    request_body(content = Vec<Object>, description = "a JSON array of AuditEvents, or NDJSON (application/x-ndjson)"),
+    responses(
+        (status = 202, description = "all accepted", body = BatchAnswer),
+        (status = 207, description = "some rejected", body = BatchAnswer),
+        (status = 422, description = "none accepted, or empty / more than 1,000 events", body = BatchAnswer),
+        (status = 400, description = "malformed JSON array"), (status = 401, description = "missing or invalid credentials"),
+        (status = 403, description = "wrong role or a tenant mismatch in any event"), (status = 413, description = "body over 4 MiB"),
+        (status = 415, description = "not JSON or NDJSON"), (status = 429, description = "tenant rate limit"),
+        (status = 503, description = "event log unavailable"),
+    ),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn post_batch(
+    State(state): State<GatewayState>,
+    writer: Writer,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, GatewayError> {
+    let media = require_media_type(&headers, &[JSON, NDJSON], "application/json or application/x-ndjson")?;
+    let bytes = read_body(body, state.config().limits.batch_body_max_bytes).await?;
+    let items = if media == NDJSON { parse_ndjson(&bytes) } else { parse_array(&bytes)? };
+    let max = state.config().limits.batch_max_events;
+    if items.is_empty() {
+        return Err(GatewayError::field("batch", "must contain at least one event"));
+    }
+    if items.len() > max {
+        return Err(GatewayError::field("batch", format!("has {} events, more than the {max} allowed", items.len())));
+    }
+    metrics::batch_size(items.len());
+    rate_limit(&state, &writer.tenant_id, items.len())?;
+    let received_at = receive_time();
+    let outcomes = ingest(&state, &writer.tenant_id, items, received_at).await?;
+    let results: Vec<BatchItem> = outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(index, outcome)| match outcome {
+            ItemOutcome::Accepted(first) => BatchItem::Accepted { index, id: first.id },
+            ItemOutcome::Rejected(errors) => BatchItem::Rejected { index, errors },
+        })
+        .collect();
+    let accepted = results.iter().filter(|r| matches!(r, BatchItem::Accepted { .. })).count();
+    let rejected = results.len() - accepted;
+    let status = match (accepted, rejected) {
+        (_, 0) => StatusCode::ACCEPTED,
+        (0, _) => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::MULTI_STATUS,
+    };
+    Ok((status, Json(BatchAnswer { accepted, rejected, results })).into_response())
+}
+
+/// Now, at the microsecond precision of the Avro `timestamp-micros` the event is stored with,
+/// so the answer's `received_at` equals what every consumer reads back.
+fn receive_time() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now)
+}
+
+/// The request's media type (lowercase, parameters dropped) when it is one of `allowed`.
+fn require_media_type(headers: &HeaderMap, allowed: &[&'static str], expected: &'static str) -> Result<&'static str, GatewayError> {
+    let found = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let essence = found.map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+    allowed
+        .iter()
+        .find(|a| essence.as_deref() == Some(**a))
+        .copied()
+        .ok_or_else(|| GatewayError::UnsupportedMediaType { found: found.map(str::to_owned), expected })
+}
+
+fn rate_limit(state: &GatewayState, tenant: &str, cost: usize) -> Result<(), GatewayError> {
+    state.rate_limiter().try_acquire(tenant, state.rate_limit_for(tenant), cost).map_err(|wait| {
+        metrics::events_rejected("rate_limited", cost);
+        GatewayError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 }
+    })
+}
+
+/// Reads the whole body, refusing more than `limit` bytes without buffering them.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(GatewayError::BodyTooLarge { limit }),
+        Err(err) => Err(GatewayError::MalformedJson(format!("could not read the body: {err}"))),
+    }
+}
+
+fn parse_array(bytes: &[u8]) -> Result<Vec<ParsedItem>, GatewayError> {
+    match serde_json::from_slice(bytes).map_err(|e| GatewayError::MalformedJson(e.to_string()))? {
+        serde_json::Value::Array(items) => Ok(items.into_iter().map(Ok).collect()),
+        _ => Err(GatewayError::field("batch", "must be a JSON array of events")),
+    }
+}
+
+/// One item per non-blank line; a line that is not JSON is a rejected item, not a failed batch.
+fn parse_ndjson(bytes: &[u8]) -> Vec<ParsedItem> {
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.trim_ascii().is_empty())
+        .map(|line| {
+            serde_json::from_slice(line).map_err(|e| FieldError { field: String::new(), message: format!("malformed json: {e}") })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ndjson_skips_blank_lines_and_keeps_bad_ones_as_items() {
+        let items = parse_ndjson(b"{\"a\":1}\r\n\n  \nnot json\n{\"b\":2}");
+        assert_eq!(items.len(), 3);
+        assert!(items[0].is_ok() && items[1].is_err() && items[2].is_ok());
+    }
+
+    #[test]
+    fn media_type_ignores_parameters_and_case() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, "Application/JSON; charset=utf-8".parse().expect("valid header"));
+        assert_eq!(require_media_type(&headers, &[JSON], JSON).ok(), Some(JSON));
+        headers.insert(header::CONTENT_TYPE, "text/plain".parse().expect("valid header"));
+        assert!(require_media_type(&headers, &[JSON], JSON).is_err());
+        assert!(require_media_type(&HeaderMap::new(), &[JSON], JSON).is_err());
+    }
+}

@@ -1,0 +1,87 @@
+//! The router (routes, per-request guards, tracing with request ids) and [`run`], which serves
+//! it until the injected shutdown future resolves, then drains and flushes the producer.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::HeaderName;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::ops::{self, ApiDoc};
+use crate::problem::GatewayError;
+use crate::routes;
+use crate::state::GatewayState;
+
+/// How long shutdown waits for the producer to deliver what it holds; below the default
+/// Kubernetes `terminationGracePeriodSeconds` (30 s) together with the request drain.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The gateway's HTTP API over `state`, ready for `axum::serve` or `oneshot`.
+pub fn router(state: GatewayState) -> Router {
+    let ingest = Router::new()
+        .route("/v1/events", post(routes::post_event))
+        .route("/v1/events/batch", post(routes::post_batch))
+        .layer(middleware::from_fn_with_state(state.clone(), guard));
+    let ops = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics));
+    Router::new()
+        .merge(ingest)
+        .merge(ops)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(middleware::from_fn(crate::metrics::track))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                    let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+                    tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id)
+                }))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+        )
+        .with_state(state)
+}
+
+/// Per-request guard of the ingest routes: sheds the request when too many are in flight
+/// (503, no queueing) and bounds its total time (503 past the request timeout).
+async fn guard(State(state): State<GatewayState>, request: Request, next: Next) -> Response {
+    let Some(_permit) = state.in_flight().try_enter() else {
+        return GatewayError::Overloaded.into_response();
+    };
+    match tokio::time::timeout(state.config().limits.request_timeout(), next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => GatewayError::Timeout.into_response(),
+    }
+}
+
+/// Serves the gateway on `listener` until `shutdown` resolves; then stops accepting, lets
+/// requests in flight finish, and flushes the event log within [`FLUSH_TIMEOUT`].
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: GatewayState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), GatewayError> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, topic = %state.config().topic(), "ingest gateway listening");
+    axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown).await?;
+    tracing::info!("ingest gateway draining: flushing the event log");
+    state
+        .event_log()
+        .flush(FLUSH_TIMEOUT)
+        .await
+        .map_err(|e| GatewayError::Unavailable(format!("flush on shutdown: {e}")))
+}
