@@ -15,6 +15,8 @@
 //!   retries and commits nothing meanwhile. [`StoreError::Invalid`] is the caller's mistake
 //!   (a bad cursor, a filter the store cannot serve).
 
+pub mod scylla;
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
@@ -29,6 +31,9 @@ pub enum StoreError {
     /// The request cannot be served as asked (bad cursor, unsupported filter).
     #[error("invalid event store request: {0}")]
     Invalid(String),
+    /// A stored row cannot be read back (written by an incompatible version, or damaged).
+    #[error("corrupt event store row: {0}")]
+    Corrupt(String),
 }
 
 /// The read model for reads by time range, id, actor and target.

@@ -1,2 +1,3 @@
 //! Conformance scenarios, one module per seam.
 pub mod event_log;
+pub mod event_store;

@@ -1,0 +1,326 @@
+//! The ScyllaDB [`EventStore`] (`scylla` crate; Cassandra 5 on dev machines).
+//!
+//! # Writes
+//! Each event is first inserted into `events_by_id` with `IF NOT EXISTS` (a lightweight
+//! transaction): the first write of an `(tenant_id, id)` wins, and a retry, a replay or a
+//! producer's re-send with the same id — even one with another `occurred_at` — finds the
+//! stored winner instead. The winner is then written to the three list tables and the bucket
+//! directory with plain idempotent upserts. A crash between the two steps is repaired by the
+//! redelivery that follows it (offsets are committed only after `upsert` returned), because
+//! the second step always writes the stored winner. Writes run with bounded concurrency.
+//!
+//! # Durability
+//! `upsert` returns once every statement was acknowledged at the session's consistency
+//! (LOCAL_QUORUM by default). Whether an acknowledged write survives a node crash depends on
+//! the commit log: ScyllaDB and the local Cassandra run with batch/group commit-log sync, so
+//! committing Kafka offsets after `upsert` returned never skips an event a crash lost.
+
+mod read;
+mod schema;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::CqlValue;
+use time::OffsetDateTime;
+
+use crate::event_store::{EventStore, StoreError};
+use crate::query::{EventFilter, Page, PageRequest, StoredEvent};
+use crate::LogPosition;
+
+/// Settings of the ScyllaDB event store.
+#[derive(Debug, Clone)]
+pub struct ScyllaConfig {
+    /// `host:port` of one or more nodes.
+    pub nodes: Vec<String>,
+    /// Keyspace holding the tables.
+    pub keyspace: String,
+    /// CQL replication map, e.g. `{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}`.
+    pub replication: String,
+    /// Events written at once by one `upsert`; more overlaps round trips, fewer spares the
+    /// cluster when several processors write together.
+    pub write_concurrency: usize,
+    /// Time budget of connecting to a node.
+    pub connect_timeout: Duration,
+}
+
+impl ScyllaConfig {
+    /// Defaults for one local node and keyspace `keyspace` (replication factor 1).
+    pub fn new(nodes: Vec<String>, keyspace: impl Into<String>) -> Self {
+        Self {
+            nodes,
+            keyspace: keyspace.into(),
+            replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".into(),
+            write_concurrency: 64,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The event store on a ScyllaDB (or Cassandra) cluster.
+pub struct ScyllaEventStore {
+    session: Arc<Session>,
+    st: Statements,
+    write_concurrency: usize,
+}
+
+impl std::fmt::Debug for ScyllaEventStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScyllaEventStore").finish_non_exhaustive()
+    }
+}
+
+struct Statements {
+    insert_winner: PreparedStatement,
+    select_by_id: PreparedStatement,
+    insert_time: PreparedStatement,
+    insert_actor: PreparedStatement,
+    insert_target: PreparedStatement,
+    insert_bucket: PreparedStatement,
+    list_time: PreparedStatement,
+    list_actor: PreparedStatement,
+    list_target: PreparedStatement,
+    select_buckets: PreparedStatement,
+    delete_by_id: PreparedStatement,
+    delete_time: PreparedStatement,
+    delete_actor: PreparedStatement,
+    delete_target: PreparedStatement,
+    delete_bucket: PreparedStatement,
+}
+
+/// Outcome of one write statement.
+type Write = Result<scylla::response::query_result::QueryResult, scylla::errors::ExecutionError>;
+
+/// The columns every event table shares, in select order.
+const COLUMNS: &str = "occurred_us, id, event, log_topic, log_partition, log_offset";
+
+fn unavailable(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(err.to_string())
+}
+
+/// Day bucket of a timestamp in microseconds.
+pub(crate) fn bucket_of(micros: i64) -> i32 {
+    // |i64| / 86.4e9 < 2^31, so the cast cannot truncate.
+    micros.div_euclid(86_400_000_000) as i32
+}
+
+/// Key of a target in `events_by_target` and the bucket directory.
+pub(crate) fn target_key(kind: &str, id: &str) -> String {
+    format!("{kind}\u{1f}{id}")
+}
+
+impl ScyllaEventStore {
+    /// Connects, creates the keyspace and tables if needed, and prepares every statement.
+    pub async fn connect(config: &ScyllaConfig) -> Result<Self, StoreError> {
+        let session = SessionBuilder::new()
+            .known_nodes(&config.nodes)
+            .connection_timeout(config.connect_timeout)
+            .build()
+            .await
+            .map_err(unavailable)?;
+        for statement in schema::statements(&config.keyspace, &config.replication) {
+            session.query_unpaged(statement, &[]).await.map_err(unavailable)?;
+        }
+        session.await_schema_agreement().await.map_err(unavailable)?;
+        let ks = &config.keyspace;
+        let prepare = |cql: String| {
+            let session = &session;
+            async move { session.prepare(cql).await.map_err(unavailable) }
+        };
+        let list = |table: &str, pk: &str| {
+            format!("SELECT {COLUMNS} FROM {ks}.{table} WHERE {pk} AND (occurred_us, id) < (?, ?) LIMIT ?")
+        };
+        let st = Statements {
+            insert_winner: prepare(format!(
+                "INSERT INTO {ks}.events_by_id (tenant_id, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
+            ))
+            .await?,
+            select_by_id: prepare(format!("SELECT {COLUMNS} FROM {ks}.events_by_id WHERE tenant_id = ? AND id = ?")).await?,
+            insert_time: prepare(format!("INSERT INTO {ks}.events_by_time (tenant_id, bucket, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")).await?,
+            insert_actor: prepare(format!(
+                "INSERT INTO {ks}.events_by_actor (tenant_id, actor_id, bucket, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .await?,
+            insert_target: prepare(format!(
+                "INSERT INTO {ks}.events_by_target (tenant_id, target_key, bucket, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .await?,
+            insert_bucket: prepare(format!("INSERT INTO {ks}.buckets (tenant_id, index_name, index_key, bucket) VALUES (?, ?, ?, ?)")).await?,
+            list_time: prepare(list("events_by_time", "tenant_id = ? AND bucket = ?")).await?,
+            list_actor: prepare(list("events_by_actor", "tenant_id = ? AND actor_id = ? AND bucket = ?")).await?,
+            list_target: prepare(list("events_by_target", "tenant_id = ? AND target_key = ? AND bucket = ?")).await?,
+            select_buckets: prepare(format!(
+                "SELECT bucket FROM {ks}.buckets WHERE tenant_id = ? AND index_name = ? AND index_key = ? AND bucket <= ? AND bucket >= ?"
+            ))
+            .await?,
+            delete_by_id: prepare(format!("DELETE FROM {ks}.events_by_id WHERE tenant_id = ? AND id = ?")).await?,
+            delete_time: prepare(format!(
+                "DELETE FROM {ks}.events_by_time WHERE tenant_id = ? AND bucket = ? AND occurred_us = ? AND id = ?"
+            ))
+            .await?,
+            delete_actor: prepare(format!(
+                "DELETE FROM {ks}.events_by_actor WHERE tenant_id = ? AND actor_id = ? AND bucket = ? AND occurred_us = ? AND id = ?"
+            ))
+            .await?,
+            delete_target: prepare(format!(
+                "DELETE FROM {ks}.events_by_target WHERE tenant_id = ? AND target_key = ? AND bucket = ? AND occurred_us = ? AND id = ?"
+            ))
+            .await?,
+            delete_bucket: prepare(format!(
+                "DELETE FROM {ks}.buckets WHERE tenant_id = ? AND index_name = ? AND index_key = ? AND bucket = ?"
+            ))
+            .await?,
+        };
+        Ok(Self { session: Arc::new(session), st, write_concurrency: config.write_concurrency.max(1) })
+    }
+
+    /// Writes one event: claims its id, then indexes whichever version holds the id.
+    async fn upsert_one(&self, stored: &StoredEvent) -> Result<(), StoreError> {
+        let event = &stored.event;
+        let json = serde_json::to_string(event).map_err(|e| StoreError::Invalid(format!("event {}: {e}", event.id)))?;
+        let us = auditlog_schemas::avro::to_micros(event.occurred_at);
+        let p = &stored.position;
+        let values = (&event.tenant_id, us, &event.id, &json, &p.topic, p.partition, p.offset);
+        let result = self.session.execute_unpaged(&self.st.insert_winner, values).await.map_err(unavailable)?;
+        let applied = result
+            .into_rows_result()
+            .map_err(unavailable)?
+            .maybe_first_row::<scylla::value::Row>()
+            .map_err(unavailable)?
+            .and_then(|row| row.columns.into_iter().next().flatten())
+            .is_some_and(|v| matches!(v, CqlValue::Boolean(true)));
+        let winner = if applied {
+            stored.clone()
+        } else {
+            self.get(&event.tenant_id, &event.id)
+                .await?
+                .ok_or_else(|| StoreError::Unavailable(format!("event {} vanished after its id was claimed", event.id)))?
+        };
+        self.index(&winner).await
+    }
+
+    /// Writes `winner` to the list tables and the bucket directory (idempotent upserts).
+    async fn index(&self, winner: &StoredEvent) -> Result<(), StoreError> {
+        let e = &winner.event;
+        let json = serde_json::to_string(e).map_err(|err| StoreError::Invalid(format!("event {}: {err}", e.id)))?;
+        let us = auditlog_schemas::avro::to_micros(e.occurred_at);
+        let b = bucket_of(us);
+        let p = &winner.position;
+        let (t, s) = (&e.tenant_id, &*self.session);
+        let row = (us, &e.id, &json, &p.topic, p.partition, p.offset);
+        let keys: Vec<String> = e.targets.iter().map(|x| target_key(&x.kind, &x.id)).collect();
+        let mut writes: Vec<BoxFuture<'_, Write>> = vec![
+            s.execute_unpaged(&self.st.insert_time, (t, b, row.0, row.1, row.2, row.3, row.4, row.5)).boxed(),
+            s.execute_unpaged(&self.st.insert_actor, (t, &e.actor.id, b, row.0, row.1, row.2, row.3, row.4, row.5)).boxed(),
+        ];
+        for key in &keys {
+            writes.push(s.execute_unpaged(&self.st.insert_target, (t, key, b, row.0, row.1, row.2, row.3, row.4, row.5)).boxed());
+        }
+        let mut directory: Vec<BoxFuture<'_, Write>> = vec![s.execute_unpaged(&self.st.insert_bucket, (t, "time", "", b)).boxed()];
+        directory.push(s.execute_unpaged(&self.st.insert_bucket, (t, "actor", &e.actor.id, b)).boxed());
+        for key in &keys {
+            directory.push(s.execute_unpaged(&self.st.insert_bucket, (t, "target", key.as_str(), b)).boxed());
+        }
+        for result in futures::future::join_all(writes.into_iter().chain(directory)).await {
+            result.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes one event from every table; whole-day directory entries when `drop_buckets`.
+    async fn delete(&self, stored: &StoredEvent, drop_buckets: bool) -> Result<(), StoreError> {
+        let e = &stored.event;
+        let us = auditlog_schemas::avro::to_micros(e.occurred_at);
+        let b = bucket_of(us);
+        let (t, s) = (&e.tenant_id, &*self.session);
+        let keys: Vec<String> = e.targets.iter().map(|x| target_key(&x.kind, &x.id)).collect();
+        let mut deletes: Vec<BoxFuture<'_, Write>> = vec![
+            s.execute_unpaged(&self.st.delete_time, (t, b, us, &e.id)).boxed(),
+            s.execute_unpaged(&self.st.delete_actor, (t, &e.actor.id, b, us, &e.id)).boxed(),
+        ];
+        for key in &keys {
+            deletes.push(s.execute_unpaged(&self.st.delete_target, (t, key, b, us, &e.id)).boxed());
+        }
+        if drop_buckets {
+            deletes.push(s.execute_unpaged(&self.st.delete_bucket, (t, "actor", &e.actor.id, b)).boxed());
+            for key in &keys {
+                deletes.push(s.execute_unpaged(&self.st.delete_bucket, (t, "target", key, b)).boxed());
+            }
+        }
+        for result in futures::future::join_all(deletes).await {
+            result.map_err(unavailable)?;
+        }
+        // The id row goes last, so a crash midway leaves it to claim the id on redelivery.
+        s.execute_unpaged(&self.st.delete_by_id, (t, &e.id)).await.map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// Builds a [`StoredEvent`] from the shared columns.
+pub(crate) fn stored_from_row(row: (i64, String, String, String, i32, i64)) -> Result<StoredEvent, StoreError> {
+    let (_, id, json, topic, partition, offset) = row;
+    let event = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("event {id}: {e}")))?;
+    Ok(StoredEvent { event, position: LogPosition { topic, partition, offset } })
+}
+
+#[async_trait]
+impl EventStore for ScyllaEventStore {
+    async fn upsert(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
+        let writes: Vec<BoxFuture<'_, Result<(), StoreError>>> = events.iter().map(|e| self.upsert_one(e).boxed()).collect();
+        futures::stream::iter(writes)
+            .buffer_unordered(self.write_concurrency)
+            .try_collect()
+            .await
+    }
+
+    async fn get(&self, tenant_id: &str, id: &str) -> Result<Option<StoredEvent>, StoreError> {
+        let result = self.session.execute_unpaged(&self.st.select_by_id, (tenant_id, id)).await.map_err(unavailable)?;
+        let row = result
+            .into_rows_result()
+            .map_err(unavailable)?
+            .maybe_first_row::<(i64, String, String, String, i32, i64)>()
+            .map_err(unavailable)?;
+        row.map(stored_from_row).transpose()
+    }
+
+    async fn list(&self, filter: &EventFilter, page: &PageRequest) -> Result<Page, StoreError> {
+        read::list(self, filter, page).await
+    }
+
+    async fn purge_before(&self, tenant_id: &str, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let before_us = auditlog_schemas::avro::to_micros(before);
+        let filter = EventFilter { tenant_id: tenant_id.to_owned(), to: Some(before), ..EventFilter::default() };
+        let mut purged = 0;
+        let mut after = None;
+        loop {
+            let page = read::list(self, &filter, &PageRequest { limit: 500, after }).await?;
+            for stored in &page.events {
+                let whole_day = bucket_of(auditlog_schemas::avro::to_micros(stored.event.occurred_at)) < bucket_of(before_us);
+                self.delete(stored, whole_day).await?;
+                purged += 1;
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        for bucket in read::buckets(self, tenant_id, "time", "", bucket_of(before_us) - 1, i32::MIN).await? {
+            self.session
+                .execute_unpaged(&self.st.delete_bucket, (tenant_id, "time", "", bucket))
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(purged)
+    }
+
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        self.session.query_unpaged("SELECT release_version FROM system.local", &[]).await.map_err(unavailable)?;
+        Ok(())
+    }
+}
