@@ -14,6 +14,8 @@
 //!   the index refused a document permanently (it goes to the dead-letter topic);
 //!   [`IndexError::Invalid`] is a bad query (e.g. malformed full-text syntax).
 
+pub mod opensearch;
+
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 

@@ -94,7 +94,7 @@ pub async fn list_pages_newest_first(store: &dyn EventStore) {
 }
 
 /// Which events a case expects.
-type Keep = Box<dyn Fn(&AuditEvent) -> bool>;
+pub type Keep = Box<dyn Fn(&AuditEvent) -> bool>;
 
 /// Every filter the store serves, alone and combined with a time range.
 pub async fn filters(store: &dyn EventStore) {
