@@ -5,7 +5,8 @@
 //! - [`routes`]: `POST /v1/events` and `POST /v1/events/batch`;
 //! - `ingest` (private): validate, deduplicate, encode, append concurrently;
 //! - [`auth`]: JWT (RFC 8725) and API keys, roles, the [`auth::Writer`] extractor;
-//! - [`tenants`]: the [`tenants::TenantRegistry`] trait and its in-memory implementation;
+//! - [`tenants`]: the [`tenants::TenantRegistry`] trait and its implementations, re-exported
+//!   from `auditlog-tenant-registry`;
 //! - [`limits`]: per-tenant token buckets, the in-flight cap;
 //! - [`idempotency`]: recent answers by producer id;
 //! - [`problem`]: [`GatewayError`] and its RFC 9457 mapping;

@@ -24,6 +24,9 @@ pub const EVENTS_REJECTED_TOTAL: &str = "auditlog_gateway_events_rejected_total"
 pub const EVENTS_DEDUPLICATED_TOTAL: &str = "auditlog_gateway_events_deduplicated_total";
 /// Events per batch request.
 pub const BATCH_SIZE_EVENTS: &str = "auditlog_gateway_batch_size_events";
+/// Records appended to the event log and not yet acknowledged (the producer's queue), sampled
+/// when `/metrics` is scraped.
+pub const PRODUCER_QUEUE_DEPTH: &str = "auditlog_gateway_producer_queue_depth";
 /// Failed appends to the event log, by `kind` (`unavailable`, `rejected`, `timeout`, `encode`).
 pub const APPEND_FAILURES_TOTAL: &str = "auditlog_gateway_append_failures_total";
 
@@ -60,6 +63,7 @@ fn describe() {
     describe_counter!(REQUESTS_TOTAL, Unit::Count, "requests answered, by route and status");
     describe_histogram!(REQUEST_DURATION_SECONDS, Unit::Seconds, "request latency, by route");
     describe_gauge!(IN_FLIGHT_REQUESTS, Unit::Count, "requests being processed");
+    describe_gauge!(PRODUCER_QUEUE_DEPTH, Unit::Count, "records appended to the event log and not yet acknowledged");
     describe_counter!(EVENTS_ACCEPTED_TOTAL, Unit::Count, "events acknowledged by the event log");
     describe_counter!(EVENTS_REJECTED_TOTAL, Unit::Count, "events refused, by reason");
     describe_counter!(EVENTS_DEDUPLICATED_TOTAL, Unit::Count, "events answered from the idempotency cache");
@@ -106,4 +110,9 @@ pub async fn track(request: Request, next: Next) -> Response {
     counter!(REQUESTS_TOTAL, "route" => route.clone(), "status" => status).increment(1);
     histogram!(REQUEST_DURATION_SECONDS, "route" => route).record(started.elapsed().as_secs_f64());
     response
+}
+
+/// Samples the producer's queue depth (called when `/metrics` is scraped).
+pub fn producer_queue_depth(records: usize) {
+    gauge!(PRODUCER_QUEUE_DEPTH).set(records as f64);
 }

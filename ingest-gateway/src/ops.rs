@@ -85,6 +85,7 @@ pub async fn readyz(State(state): State<GatewayState>) -> Response {
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<GatewayState>) -> Response {
+    crate::metrics::producer_queue_depth(state.event_log().pending());
     let body = state.metrics().render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

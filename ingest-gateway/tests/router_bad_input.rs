@@ -172,4 +172,5 @@ async fn ops_routes_answer() {
     assert_eq!(metrics.status, StatusCode::OK);
     let text = metrics.body.as_str().expect("metrics are text");
     assert!(text.contains("auditlog_gateway_requests_total"), "{text}");
+    assert!(text.contains("auditlog_gateway_producer_queue_depth"), "{text}");
 }

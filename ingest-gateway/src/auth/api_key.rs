@@ -1,72 +1,20 @@
-//! API keys: `alk_` followed by 32 random bytes in unpadded base64url, shown once at creation
-//! and stored only as their SHA-256 hash. A key is scoped to one tenant and a set of roles and
-//! can be revoked.
+//! API keys at the gateway: `Authorization: Bearer alk_...` or `X-API-Key`, checked by hash
+//! against the [`TenantRegistry`]. Generation and hashing live in the registry crate and are
+//! re-exported here.
 //!
 //! Lookup is by hash, so the time a lookup takes depends only on the hash of what was sent,
 //! which tells an attacker nothing about stored keys.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
+pub use auditlog_tenant_registry::api_key::{API_KEY_PREFIX, GeneratedKey, KeyHash, generate, hash, looks_like_api_key};
 
 use super::Principal;
 use crate::problem::GatewayError;
 use crate::tenants::TenantRegistry;
 
-/// Prefix of every API key, so leaked keys are recognisable (secret scanners, logs).
-pub const API_KEY_PREFIX: &str = "alk_";
-
-/// Random bytes in a key.
-const SECRET_BYTES: usize = 32;
-
-/// SHA-256 of a whole key, the only form in which keys are stored.
-pub type KeyHash = [u8; 32];
-
-/// A freshly generated key: the secret to show once, and its hash to store.
-#[derive(Clone)]
-pub struct GeneratedKey {
-    /// The key as the client will send it.
-    pub secret: String,
-    /// What the registry keeps.
-    pub hash: KeyHash,
-}
-
-impl std::fmt::Debug for GeneratedKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GeneratedKey").field("secret", &"***").finish_non_exhaustive()
-    }
-}
-
-/// Generates a key from the operating system's CSPRNG (through `rand`'s thread RNG).
-pub fn generate() -> GeneratedKey {
-    let mut bytes = [0u8; SECRET_BYTES];
-    rand::rng().fill_bytes(&mut bytes);
-    let secret = format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
-    let hash = hash(&secret);
-    GeneratedKey { secret, hash }
-}
-
-/// The stored form of `key`.
-pub fn hash(key: &str) -> KeyHash {
-    Sha256::digest(key.as_bytes()).into()
-}
-
-/// Whether a bearer credential is an API key rather than a JWT.
-pub fn looks_like_api_key(credential: &str) -> bool {
-    credential.starts_with(API_KEY_PREFIX)
-}
-
 /// The caller an API key speaks for, or 401 when it is unknown or revoked.
 pub fn verify(registry: &dyn TenantRegistry, key: &str) -> Result<Principal, GatewayError> {
-    let unknown = || GatewayError::Unauthenticated("unknown or revoked api key".into());
-    if !looks_like_api_key(key) || key.len() > 128 {
-        return Err(unknown());
-    }
-    let record = registry.api_key_by_hash(&hash(key)).ok_or_else(unknown)?;
-    if record.revoked {
-        return Err(unknown());
-    }
+    let record = auditlog_tenant_registry::api_key::authenticate(registry, key)
+        .ok_or_else(|| GatewayError::Unauthenticated("unknown or revoked api key".into()))?;
     Ok(Principal {
         subject: format!("api_key:{}", record.key_id),
         tenant_id: Some(record.tenant_id),
@@ -77,15 +25,29 @@ pub fn verify(registry: &dyn TenantRegistry, key: &str) -> Result<Principal, Gat
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::Role;
+    use crate::tenants::{InMemoryTenantRegistry, TenantSettings};
 
     #[test]
-    fn keys_are_prefixed_random_and_hashed() {
-        let a = generate();
-        let b = generate();
-        assert!(a.secret.starts_with(API_KEY_PREFIX));
-        assert_eq!(a.secret.len(), API_KEY_PREFIX.len() + 43);
-        assert_ne!(a.secret, b.secret);
-        assert_eq!(a.hash, hash(&a.secret));
-        assert!(!format!("{a:?}").contains(&a.secret));
+    fn keys_verify_until_revoked_and_only_for_their_tenant() {
+        let registry = InMemoryTenantRegistry::new();
+        assert!(registry.create_api_key("nobody", "k", vec![Role::Writer]).is_err());
+        registry.upsert_tenant(TenantSettings::new("acme"));
+        let issued = registry.create_api_key("acme", "ci", vec![Role::Writer]).expect("tenant exists");
+        let principal = verify(&registry, &issued.key).expect("fresh key verifies");
+        assert_eq!(principal.tenant_id.as_deref(), Some("acme"));
+        assert_eq!(principal.subject, format!("api_key:{}", issued.key_id));
+        assert!(verify(&registry, "alk_not-a-real-key").is_err());
+        assert!(verify(&registry, &format!("{}{}", issued.key, "x".repeat(200))).is_err(), "overlong keys are refused");
+        assert!(!registry.revoke_api_key("other", &issued.key_id), "another tenant cannot revoke it");
+        assert!(registry.revoke_api_key("acme", &issued.key_id));
+        assert!(verify(&registry, &issued.key).is_err(), "revoked key is refused");
+    }
+
+    #[test]
+    fn generated_keys_are_prefixed_and_hashed() {
+        let key = generate();
+        assert!(looks_like_api_key(&key.secret) && key.secret.starts_with(API_KEY_PREFIX));
+        assert_eq!(key.hash, hash(&key.secret));
     }
 }

@@ -27,32 +27,8 @@ pub use jwt::JwtVerifier;
 /// The header carrying an API key when `Authorization` is not used.
 pub const API_KEY_HEADER: &str = "x-api-key";
 
-/// A role from the design contract; unknown role names in a credential are ignored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Manages tenants; the only role whose tokens may lack a tenant.
-    PlatformAdmin,
-    /// Manages keys and retention of its tenant.
-    TenantAdmin,
-    /// Ingests events.
-    Writer,
-    /// Queries events.
-    Reader,
-}
-
-impl Role {
-    /// Parses a role name as it appears in credentials.
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "platform_admin" => Self::PlatformAdmin,
-            "tenant_admin" => Self::TenantAdmin,
-            "writer" => Self::Writer,
-            "reader" => Self::Reader,
-            _ => return None,
-        })
-    }
-}
+/// A role from the design contract (defined by the tenant registry, which stores key roles).
+pub use auditlog_tenant_registry::Role;
 
 /// A verified caller.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use super::{GatewayConfig, JwtKeyConfig, KeyMaterial, Secret};
 use crate::problem::GatewayError;
 
-/// Key id given to the HS256 secret from `AUDITLOG_GATEWAY_JWT_HS256_SECRET`.
+/// Key id given to the HS256 secret from `AUDITLOG_GATEWAY_AUTH_HS256_SECRET`.
 pub const ENV_HS256_KEY_ID: &str = "env-hs256";
 
 /// Reads `path` (JSON) or starts from the defaults, applies `AUDITLOG_GATEWAY_*` variables

@@ -77,6 +77,9 @@ impl EventLog for CountingLog {
     async fn flush(&self, timeout: Duration) -> Result<(), LogError> {
         self.inner.flush(timeout).await
     }
+    fn pending(&self) -> usize {
+        self.inner.pending()
+    }
 }
 
 pub struct TestGateway {

@@ -124,10 +124,6 @@ impl KafkaEventLog {
         Ok(Self { config, producer })
     }
 
-    /// Records waiting in the producer queue or in flight (a gauge for metrics).
-    pub fn in_flight(&self) -> i32 {
-        self.producer.in_flight_count()
-    }
 }
 
 fn config_error(err: KafkaError) -> LogError {
@@ -223,6 +219,10 @@ impl EventLog for KafkaEventLog {
             .await
             .map_err(|e| LogError::Unavailable(format!("readiness task failed: {e}")))?
             .map_err(classify)
+    }
+
+    fn pending(&self) -> usize {
+        usize::try_from(self.producer.in_flight_count()).unwrap_or(0)
     }
 
     async fn flush(&self, timeout: Duration) -> Result<(), LogError> {

@@ -116,6 +116,12 @@ pub trait EventLog: Send + Sync + 'static {
     /// Waits until every record appended so far is acknowledged, or `timeout` passes
     /// (graceful shutdown).
     async fn flush(&self, timeout: Duration) -> Result<(), LogError>;
+
+    /// Records appended but not yet acknowledged (a gauge of the producer's queue); 0 for
+    /// logs that acknowledge synchronously.
+    fn pending(&self) -> usize {
+        0
+    }
 }
 
 /// A consumer-group member: reads records at least once and commits explicitly.

@@ -1,0 +1,116 @@
+//! Validation of tenant ids, names and settings: every problem is reported at once.
+//!
+//! Tenant ids become Kafka message keys and topic suffixes (`audit.events.v1.<tenant>`), so
+//! they are `[a-z0-9][a-z0-9_-]{0,62}`: no dots (a tenant named `dlq` or `x.y` would collide
+//! with other topics), no upper case (topic names are case sensitive, people are not).
+
+use crate::error::FieldProblem;
+use crate::{RegistryError, Role};
+
+/// Tenant ids that name platform topics or the platform's own tenant and cannot be registered.
+pub const RESERVED_TENANT_IDS: &[&str] = &["dlq", "system"];
+
+/// Longest tenant id.
+pub const MAX_TENANT_ID_LEN: usize = 63;
+
+/// Longest tenant or key name, in characters.
+pub const MAX_NAME_CHARS: usize = 128;
+
+/// Longest retention: 100 years.
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
+/// Highest per-tenant rate limit, events per second.
+pub const MAX_RATE_LIMIT_PER_SEC: u32 = 1_000_000;
+
+/// Why `id` is not a registrable tenant id, if it is not.
+pub fn tenant_id_problem(id: &str) -> Option<String> {
+    let mut chars = id.chars();
+    let Some(first) = chars.next() else {
+        return Some("must not be empty".into());
+    };
+    if id.len() > MAX_TENANT_ID_LEN {
+        return Some(format!("must be at most {MAX_TENANT_ID_LEN} characters"));
+    }
+    let lower_alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if !lower_alnum(first) || !chars.all(|c| lower_alnum(c) || matches!(c, '_' | '-')) {
+        return Some("must match [a-z0-9][a-z0-9_-]{0,62}".into());
+    }
+    if RESERVED_TENANT_IDS.contains(&id) {
+        return Some(format!("{id:?} is reserved"));
+    }
+    None
+}
+
+/// Whether `id` is a registrable tenant id.
+pub fn is_valid_tenant_id(id: &str) -> bool {
+    tenant_id_problem(id).is_none()
+}
+
+/// Why `name` is not a usable display name, if it is not.
+pub fn name_problem(name: &str) -> Option<String> {
+    if name.trim().is_empty() {
+        return Some("must not be blank".into());
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Some(format!("must be at most {MAX_NAME_CHARS} characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Some("must not contain control characters".into());
+    }
+    None
+}
+
+pub(crate) fn check(problems: Vec<FieldProblem>) -> Result<(), RegistryError> {
+    if problems.is_empty() { Ok(()) } else { Err(RegistryError::Invalid(problems)) }
+}
+
+/// Checks a new key's name and roles: at least one role, and never `platform_admin` (a key
+/// is scoped to one tenant; a tenant admin must not mint platform-wide power).
+pub fn api_key_request(name: &str, roles: &[Role]) -> Result<(), RegistryError> {
+    let mut problems = Vec::new();
+    if let Some(m) = name_problem(name) {
+        problems.push(FieldProblem::new("name", m));
+    }
+    if roles.is_empty() {
+        problems.push(FieldProblem::new("roles", "at least one role is required"));
+    }
+    if roles.contains(&Role::PlatformAdmin) {
+        problems.push(FieldProblem::new("roles", "platform_admin cannot be granted to a tenant's api key"));
+    }
+    check(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_ids_are_topic_safe_and_not_reserved() {
+        for ok in ["acme", "a", "0", "acme-eu_1", &"a".repeat(63)] {
+            assert!(is_valid_tenant_id(ok), "{ok}");
+        }
+        for bad in ["", "Acme", "-acme", "_acme", "ac.me", "ac me", "acmé", "dlq", "system", &"a".repeat(64), "a/b"] {
+            assert!(!is_valid_tenant_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_are_non_blank_bounded_and_printable() {
+        assert_eq!(name_problem("Acme Corp"), None);
+        assert!(name_problem("  ").is_some());
+        assert!(name_problem("a\nb").is_some());
+        assert!(name_problem(&"é".repeat(129)).is_some());
+        assert_eq!(name_problem(&"é".repeat(128)), None);
+    }
+
+    #[test]
+    fn key_requests_need_roles_and_never_platform_admin() {
+        assert!(api_key_request("ci", &[Role::Writer]).is_ok());
+        let Err(RegistryError::Invalid(problems)) = api_key_request("", &[Role::PlatformAdmin]) else {
+            panic!("expected invalid");
+        };
+        let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["name", "roles"]);
+        assert!(api_key_request("ci", &[]).is_err());
+    }
+}

@@ -1,0 +1,177 @@
+//! The Kafka tenant registry against the real local broker: changes cross processes within a
+//! second, a late opener replays everything, and secrets never reach the topic.
+#![cfg(feature = "real-services")]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use auditlog_tenant_registry::api_key;
+use auditlog_tenant_registry::{
+    KafkaRegistryConfig, KafkaTenantRegistry, RegistryError, Role, TenantAdmin, TenantPatch, TenantRegistry, TenantSettings,
+};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+
+fn bootstrap() -> String {
+    std::env::var("AUDITLOG_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
+}
+
+/// A fresh compacted one-partition topic, as `deploy/local/stack topics` creates the real one.
+async fn compacted_topic() -> String {
+    let name = format!("test.tenants.{}", uuid::Uuid::new_v4().simple());
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap()).create().expect("admin client config is valid");
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let topic = NewTopic::new(&name, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact").set("retention.ms", "-1");
+    let results = tokio::time::timeout(Duration::from_secs(15), admin.create_topics([&topic], &options))
+        .await
+        .unwrap_or_else(|_| panic!("kafka at {} did not answer within 15 s: is the local stack up?", bootstrap()))
+        .expect("kafka accepts create_topics");
+    for result in results {
+        result.unwrap_or_else(|(topic, code)| panic!("kafka could not create topic {topic}: {code}"));
+    }
+    name
+}
+
+async fn open(topic: &str) -> KafkaTenantRegistry {
+    let config = KafkaRegistryConfig { topic: topic.to_owned(), ..KafkaRegistryConfig::new(bootstrap()) };
+    KafkaTenantRegistry::open(config).await.expect("registry opens on the local broker")
+}
+
+/// Polls `check` until it holds, failing with `what` after `limit`.
+async fn within(limit: Duration, what: &str, check: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+#[tokio::test]
+async fn a_tenant_and_key_created_in_one_instance_are_visible_in_another_within_a_second() {
+    let topic = compacted_topic().await;
+    let (a, b) = (open(&topic).await, open(&topic).await);
+    let settings = TenantSettings { rate_limit_per_sec: Some(7), dedicated_topic: true, ..TenantSettings::new("acme") };
+    let created = a.create_tenant(settings).await.expect("valid tenant");
+    assert_eq!(a.tenant("acme").as_ref(), Some(&created), "the writer reads its own write");
+    within(SECOND, "tenant reaches b", || b.tenant("acme").as_ref() == Some(&created)).await;
+
+    let issued = a.create_api_key("acme", "ci", vec![Role::Writer]).await.expect("tenant exists");
+    within(SECOND, "key verifies at b", || api_key::authenticate(&b, &issued.key).is_some_and(|r| r.tenant_id == "acme")).await;
+    assert_eq!(b.create_tenant(TenantSettings::new("acme")).await, Err(RegistryError::TenantExists("acme".into())));
+
+    let patched = b.update_tenant("acme", TenantPatch { retention_days: Some(30), ..TenantPatch::default() }).await.expect("known");
+    within(SECOND, "update made at b reaches a", || a.tenant("acme").as_ref() == Some(&patched)).await;
+}
+
+#[tokio::test]
+async fn a_key_revoked_in_one_instance_stops_verifying_in_another_within_a_second() {
+    let topic = compacted_topic().await;
+    let (a, b) = (open(&topic).await, open(&topic).await);
+    a.create_tenant(TenantSettings::new("acme")).await.expect("valid tenant");
+    let issued = a.create_api_key("acme", "ci", vec![Role::Writer, Role::Reader]).await.expect("tenant exists");
+    within(SECOND, "key verifies at b", || api_key::authenticate(&b, &issued.key).is_some()).await;
+
+    let revoked = b.revoke_api_key("acme", &issued.key_id).await.expect("b sees the key and revokes it");
+    assert!(revoked.revoked);
+    assert!(api_key::authenticate(&b, &issued.key).is_none(), "the revoker refuses it at once");
+    within(SECOND, "revocation reaches a", || api_key::authenticate(&a, &issued.key).is_none()).await;
+    assert!(a.list_api_keys("acme").expect("known tenant")[0].revoked, "revoked keys stay listed");
+}
+
+#[tokio::test]
+async fn an_instance_opened_later_replays_the_full_state() {
+    let topic = compacted_topic().await;
+    let a = open(&topic).await;
+    for id in ["acme", "globex", "initech"] {
+        a.create_tenant(TenantSettings::new(id)).await.expect("valid tenant");
+    }
+    a.update_tenant("globex", TenantPatch { rate_limit_per_sec: Some(Some(3)), ..TenantPatch::default() }).await.expect("known");
+    let kept = a.create_api_key("acme", "ci", vec![Role::Writer]).await.expect("tenant exists");
+    let gone = a.create_api_key("acme", "old", vec![Role::Writer]).await.expect("tenant exists");
+    a.revoke_api_key("acme", &gone.key_id).await.expect("own key");
+
+    let c = open(&topic).await;
+    assert_eq!(c.list_tenants(), a.list_tenants(), "every tenant with its latest settings");
+    assert_eq!(c.tenant("globex").and_then(|t| t.rate_limit_per_sec), Some(3));
+    assert_eq!(c.list_api_keys("acme"), a.list_api_keys("acme"));
+    assert!(api_key::authenticate(&c, &kept.key).is_some(), "a live key verifies right after open");
+    assert!(api_key::authenticate(&c, &gone.key).is_none(), "a revoked key stays revoked after replay");
+}
+
+#[tokio::test]
+async fn the_secret_verifies_by_hash_and_never_appears_in_the_topic() {
+    let topic = compacted_topic().await;
+    let a = open(&topic).await;
+    a.create_tenant(TenantSettings::new("acme")).await.expect("valid tenant");
+    let issued = a.create_api_key("acme", "ci", vec![Role::Writer]).await.expect("tenant exists");
+    a.revoke_api_key("acme", &issued.key_id).await.expect("own key");
+    assert_eq!(a.api_key_by_hash(&api_key::hash(&issued.key)).map(|r| r.key_id), Some(issued.key_id.clone()));
+
+    let records = raw_records(&topic, 3).await;
+    let body = issued.key.strip_prefix(api_key::API_KEY_PREFIX).expect("prefixed");
+    let hex = api_key::to_hex(&api_key::hash(&issued.key));
+    let mut hash_seen = false;
+    for (key, value) in &records {
+        for bytes in [key, value] {
+            assert!(!contains(bytes, issued.key.as_bytes()) && !contains(bytes, body.as_bytes()), "secret leaked into the topic");
+        }
+        hash_seen |= contains(value, hex.as_bytes());
+    }
+    assert!(hash_seen, "the key records carry the secret's sha-256");
+    let keys: Vec<_> = records.iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect();
+    let key_record = format!("key/{}", issued.key_id);
+    assert_eq!(keys, ["tenant/acme", key_record.as_str(), key_record.as_str()]);
+}
+
+#[tokio::test]
+async fn opening_on_a_missing_topic_fails_and_shutdown_stops_following() {
+    let missing = format!("test.tenants.missing.{}", uuid::Uuid::new_v4().simple());
+    let config = KafkaRegistryConfig { topic: missing, ..KafkaRegistryConfig::new(bootstrap()) };
+    assert!(matches!(KafkaTenantRegistry::open(config).await, Err(RegistryError::Config(_))));
+
+    let a = Arc::new(open(&compacted_topic().await).await);
+    a.check_ready().await.expect("ready while following");
+    a.shutdown();
+    let start = Instant::now();
+    while a.check_ready().await.is_ok() {
+        assert!(start.elapsed() < SECOND, "the tail did not stop within a second of shutdown");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The first `count` records of `topic` as raw (key, value) bytes, read by a plain consumer.
+async fn raw_records(topic: &str, count: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .set("group.id", format!("raw-{}", uuid::Uuid::new_v4()))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer config is valid");
+        consumer.subscribe(&[&topic]).expect("subscribes");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut records = Vec::new();
+        while records.len() < count {
+            assert!(Instant::now() < deadline, "read {} of {count} records", records.len());
+            if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+                let message = message.expect("reads the topic");
+                records.push((message.key().unwrap_or_default().to_vec(), message.payload().unwrap_or_default().to_vec()));
+            }
+        }
+        records
+    })
+    .await
+    .expect("reader task")
+}
