@@ -1,11 +1,15 @@
 //! The `auditlog` command: one executable, one subcommand per role or tool.
 //!
-//! Today: `produce` (validate events and append them durably to Kafka in the Confluent Avro
-//! wire format), `tail` (follow a topic and print decoded events), `validate` (check events
-//! against the contract offline) and `schema` (print the current Avro schema). The service
-//! roles (`gateway`, `processor`, `query-api`, `standalone`) arrive with their issues.
+//! Roles: `gateway` (HTTP ingest onto Kafka). Tools: `admin` (tenants, API keys, development
+//! JWTs), `produce`
+//! (validate events and append them durably to Kafka in the Confluent Avro wire format),
+//! `tail` (follow a topic and print decoded events), `validate` (check events against the
+//! contract offline) and `schema` (print the current Avro schema). The other roles
+//! (`processor`, `query-api`, `standalone`) arrive with their issues.
 
+mod admin;
 mod commands;
+mod gateway;
 
 use std::process::ExitCode;
 
@@ -62,15 +66,28 @@ enum Command {
     },
     /// Print the current AuditEvent Avro schema.
     Schema,
+    /// Serve the ingest gateway (HTTP ingest onto Kafka).
+    Gateway(gateway::GatewayArgs),
+    /// Tenants, API keys and development tokens.
+    Admin(admin::AdminArgs),
 }
+
+/// Log filter when `RUST_LOG` is unset. rdkafka's client context repeats every global
+/// error (e.g. "all brokers down") many times a second; librdkafka's own log lines say the
+/// same once, with repeats suppressed.
+const DEFAULT_LOG_FILTER: &str = "info,rdkafka::client=off";
 
 /// Parses the command line, runs the command and maps its outcome to an exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_LOG_FILTER.into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // `AUDITLOG_LOG_FORMAT=json`: one JSON object per line, for log shippers.
+    if std::env::var("AUDITLOG_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -87,6 +104,8 @@ pub fn run() -> ExitCode {
                 commands::tail(&topic, count, &backends.event_log, &backends.registry).await
             }
             Command::Validate { tenant } => commands::validate(&tenant),
+            Command::Gateway(args) => gateway::gateway(args).await,
+            Command::Admin(args) => admin::admin(args).await,
             Command::Schema => {
                 println!("{}", auditlog_schemas::avro::current_schema_text().trim_end());
                 Ok(true)

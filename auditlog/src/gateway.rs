@@ -1,0 +1,115 @@
+//! `auditlog gateway` and `auditlog admin token`: the ingest gateway role, and development
+//! tokens signed with the gateway's HS256 secret.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use auditlog_ingest_gateway::auth::Role;
+use auditlog_ingest_gateway::auth::dev_token::{DevToken, mint_hs256};
+use auditlog_ingest_gateway::config::{KeyMaterial, load};
+use auditlog_ingest_gateway::{GatewayState, run};
+use auditlog_schemas::WireCodec;
+use auditlog_seams::resolve;
+
+/// Options of `auditlog gateway`.
+#[derive(Debug, clap::Args)]
+pub struct GatewayArgs {
+    /// Gateway config (JSON); defaults plus `AUDITLOG_GATEWAY_*` variables when absent.
+    #[arg(long, env = "AUDITLOG_GATEWAY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "AUDITLOG_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Event log URI.
+    #[arg(long, env = "AUDITLOG_EVENT_LOG", default_value = "kafka://127.0.0.1:9092")]
+    event_log: String,
+    /// Tenant registry URI: tenants' settings and API keys (`memory://` keeps them in this
+    /// process only).
+    #[arg(long, env = "AUDITLOG_TENANT_REGISTRY", default_value = "kafka://127.0.0.1:9092")]
+    tenant_registry: String,
+}
+
+/// Options of `auditlog admin token`.
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// Gateway config holding the HS256 key to sign with.
+    #[arg(long, env = "AUDITLOG_GATEWAY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Tenant of the token; omit only for `platform_admin`.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Roles, comma separated: platform_admin, tenant_admin, writer, reader.
+    #[arg(long, value_delimiter = ',', default_value = "writer")]
+    roles: Vec<String>,
+    /// `sub` claim.
+    #[arg(long, default_value = "dev")]
+    subject: String,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl_secs: u64,
+}
+
+/// Serves the gateway until SIGINT or SIGTERM, then drains and flushes.
+pub async fn gateway(args: GatewayArgs) -> anyhow::Result<bool> {
+    let config = load(args.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let log = resolve::event_log(&args.event_log)?;
+    let codec = Arc::new(WireCodec::new(&config.registry_url, config.limits.registry_timeout())?);
+    let tenants = auditlog_tenant_registry::open_registry(&args.tenant_registry)
+        .await
+        .with_context(|| format!("opening the tenant registry at {}", args.tenant_registry))?;
+    let state = GatewayState::new(config, log, codec, tenants)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    eprintln!("auditlog gateway listening on http://{}", listener.local_addr()?);
+    run(listener, state, shutdown_signal()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(true)
+}
+
+/// Prints a development JWT signed with the config's first HS256 key.
+pub fn token(args: TokenArgs) -> anyhow::Result<bool> {
+    let config = load(args.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(secret) = config.auth.keys.iter().find_map(|k| match &k.material {
+        KeyMaterial::Secret(s) if k.algorithms.iter().any(|a| a == "HS256") => Some(s.clone()),
+        _ => None,
+    }) else {
+        bail!("the gateway config has no HS256 key: set auth.keys or AUDITLOG_GATEWAY_AUTH_HS256_SECRET");
+    };
+    let roles = args
+        .roles
+        .iter()
+        .map(|r| Role::parse(r).with_context(|| format!("unknown role {r:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.tenant.is_none() && roles != [Role::PlatformAdmin] {
+        bail!("--tenant is required unless the only role is platform_admin");
+    }
+    let token = DevToken { subject: args.subject, tenant_id: args.tenant, roles, ttl: Duration::from_secs(args.ttl_secs) };
+    println!("{}", mint_hs256(&secret, &config.auth, &token).map_err(|e| anyhow::anyhow!("{e}"))?);
+    Ok(true)
+}
+
+/// Resolves on ctrl-c or SIGTERM (Kubernetes stops pods with SIGTERM).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    eprintln!("shutting down: draining requests and flushing the producer");
+}
