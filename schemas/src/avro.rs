@@ -6,7 +6,7 @@
 //! deserializer and parse `metadata` with their JSON library.
 
 use std::collections::HashSet;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use apache_avro::schema::{Name, NamespaceRef};
 use apache_avro::reader::datum::GenericDatumReader;
@@ -36,6 +36,16 @@ pub fn current_schema() -> &'static Schema {
         Schema::parse_str(current_schema_text()).expect("the bundled current .avsc parses")
     });
     &SCHEMA
+}
+
+/// A datum writer for the current schema, built once (building resolves the schema).
+fn writer() -> Result<&'static GenericDatumWriter<'static>, SchemaError> {
+    static WRITER: OnceLock<GenericDatumWriter<'static>> = OnceLock::new();
+    if let Some(writer) = WRITER.get() {
+        return Ok(writer);
+    }
+    let writer = GenericDatumWriter::builder(current_schema()).build()?;
+    Ok(WRITER.get_or_init(|| writer))
 }
 
 /// The AuditEvent record exactly as it is written to Kafka.
@@ -99,8 +109,9 @@ impl AuditEventRecord {
     /// Encodes this record as an Avro datum (no container, no wire-format header) with the
     /// current schema.
     pub fn to_datum(&self) -> Result<Vec<u8>, SchemaError> {
-        let value = apache_avro::to_value(self)?.resolve(current_schema())?;
-        Ok(GenericDatumWriter::builder(current_schema()).build()?.write_value_to_vec(value)?)
+        // Serializes straight into Avro with the schema (no intermediate `Value` tree): this
+        // sits on the gateway's per-event path.
+        Ok(writer()?.write_ser_to_vec(self)?)
     }
 
     /// Decodes a datum written with `writer` into the current schema (Avro schema resolution).
@@ -185,10 +196,45 @@ fn from_micros(micros: i64) -> Result<OffsetDateTime, SchemaError> {
         .map_err(|_| SchemaError::TimestampOutOfRange(micros))
 }
 
+/// The same record as [`AuditEventRecord`], borrowing from an [`AuditEvent`]: what the
+/// encoder serializes, so encoding copies no strings. Field order and names must match the
+/// schema (the golden-bytes test pins the result).
+#[derive(Serialize)]
+struct RecordRef<'a> {
+    id: &'a str,
+    tenant_id: &'a str,
+    occurred_at: i64,
+    received_at: i64,
+    action: &'a str,
+    actor: &'a Actor,
+    targets: &'a [Target],
+    outcome: Outcome,
+    severity: Severity,
+    source: Option<&'a Source>,
+    context: Option<&'a Context>,
+    description: Option<&'a str>,
+    metadata: Option<String>,
+}
+
 impl AuditEvent {
     /// Encodes this event as an Avro datum with the current schema.
     pub fn to_avro_datum(&self) -> Result<Vec<u8>, SchemaError> {
-        AuditEventRecord::from(self).to_datum()
+        let record = RecordRef {
+            id: &self.id,
+            tenant_id: &self.tenant_id,
+            occurred_at: to_micros(self.occurred_at),
+            received_at: to_micros(self.received_at),
+            action: &self.action,
+            actor: &self.actor,
+            targets: &self.targets,
+            outcome: self.outcome,
+            severity: self.severity,
+            source: self.source.as_ref(),
+            context: self.context.as_ref(),
+            description: self.description.as_deref(),
+            metadata: self.metadata.as_ref().map(|m| serde_json::to_string(m).unwrap_or_default()),
+        };
+        Ok(writer()?.write_ser_to_vec(&record)?)
     }
 
     /// Decodes an Avro datum written with `writer` (any published version).
