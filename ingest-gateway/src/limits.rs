@@ -78,6 +78,27 @@ impl InFlightLimit {
     }
 }
 
+/// Caps the request body bytes held by requests in flight, in KiB permits; a request that
+/// finds no room is shed at once, like [`InFlightLimit`].
+#[derive(Debug, Clone)]
+pub struct InFlightBytes {
+    /// One permit per KiB reserved; released when the response is produced.
+    permits: Arc<Semaphore>,
+}
+
+impl InFlightBytes {
+    /// Room for `max_bytes` bytes at once.
+    pub fn new(max_bytes: usize) -> Self {
+        Self { permits: Arc::new(Semaphore::new(max_bytes.div_ceil(1024).min(Semaphore::MAX_PERMITS))) }
+    }
+
+    /// Reserves `bytes`, or `None` when they do not fit now.
+    pub fn try_reserve(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes.div_ceil(1024).max(1)).ok()?;
+        Arc::clone(&self.permits).try_acquire_many_owned(kib).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +120,18 @@ mod tests {
         let limiter = RateLimiter::new();
         assert!(limiter.try_acquire("a", 10, 1000).is_ok());
         assert!(limiter.try_acquire("a", 10, 1).is_err());
+    }
+
+    #[test]
+    fn in_flight_bytes_shed_past_capacity() {
+        let bytes = InFlightBytes::new(10 * 1024);
+        let big = bytes.try_reserve(8 * 1024).expect("8 KiB of 10 fit");
+        assert!(bytes.try_reserve(4 * 1024).is_none(), "12 KiB of 10 do not fit");
+        let small = bytes.try_reserve(100).expect("a small body fits in the rest");
+        drop(big);
+        assert!(bytes.try_reserve(8 * 1024).is_some(), "released on drop");
+        drop(small);
+        assert!(bytes.try_reserve(usize::MAX).is_none(), "more than exists is refused, not a panic");
     }
 
     #[test]

@@ -62,6 +62,18 @@ async fn guard(State(state): State<GatewayState>, request: Request, next: Next) 
     let Some(_permit) = state.in_flight().try_enter() else {
         return GatewayError::Overloaded.into_response();
     };
+    // Reserve what the body may hold: its declared length, capped by the route's limit (a
+    // longer body is refused with 413 anyway), or the limit itself when the length is unknown.
+    let limits = &state.config().limits;
+    let route_limit = if request.uri().path().ends_with("/batch") { limits.batch_body_max_bytes } else { limits.event_body_max_bytes };
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let Some(_bytes) = state.in_flight_bytes().try_reserve(declared.map_or(route_limit, |d| d.min(route_limit))) else {
+        return GatewayError::Overloaded.into_response();
+    };
     match tokio::time::timeout(state.config().limits.request_timeout(), next.run(request)).await {
         Ok(response) => response,
         Err(_) => GatewayError::Timeout.into_response(),

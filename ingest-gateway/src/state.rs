@@ -11,7 +11,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::auth::Authenticator;
 use crate::config::GatewayConfig;
 use crate::idempotency::IdempotencyCache;
-use crate::limits::{InFlightLimit, RateLimiter};
+use crate::limits::{InFlightBytes, InFlightLimit, RateLimiter};
 use crate::problem::GatewayError;
 use crate::tenants::TenantRegistry;
 
@@ -28,6 +28,8 @@ struct Inner {
     limiter: RateLimiter,
     /// Sheds requests past `limits.max_in_flight_requests` (backpressure).
     in_flight: InFlightLimit,
+    /// Sheds requests whose bodies would exceed `limits.max_in_flight_body_bytes` together.
+    in_flight_bytes: InFlightBytes,
     idempotency: IdempotencyCache,
     metrics: PrometheusHandle,
     http: reqwest::Client,
@@ -55,6 +57,7 @@ impl GatewayState {
             .map_err(|e| GatewayError::Config(vec![format!("http client: {e}")]))?;
         Ok(Self(Arc::new(Inner {
             in_flight: InFlightLimit::new(config.limits.max_in_flight_requests),
+            in_flight_bytes: InFlightBytes::new(config.limits.max_in_flight_body_bytes),
             idempotency: IdempotencyCache::new(
                 config.idempotency.capacity,
                 Duration::from_secs(config.idempotency.ttl_secs),
@@ -103,6 +106,11 @@ impl GatewayState {
     /// Global in-flight request cap.
     pub fn in_flight(&self) -> &InFlightLimit {
         &self.0.in_flight
+    }
+
+    /// The in-flight body bytes cap.
+    pub fn in_flight_bytes(&self) -> &InFlightBytes {
+        &self.0.in_flight_bytes
     }
 
     /// Recent answers by producer id.

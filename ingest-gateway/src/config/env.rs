@@ -44,6 +44,7 @@ impl GatewayConfig {
         env.set("AUDITLOG_GATEWAY_LIMITS_BATCH_BODY_MAX_BYTES", &mut l.batch_body_max_bytes);
         env.set("AUDITLOG_GATEWAY_LIMITS_BATCH_MAX_EVENTS", &mut l.batch_max_events);
         env.set("AUDITLOG_GATEWAY_LIMITS_MAX_IN_FLIGHT_REQUESTS", &mut l.max_in_flight_requests);
+        env.set("AUDITLOG_GATEWAY_LIMITS_MAX_IN_FLIGHT_BODY_BYTES", &mut l.max_in_flight_body_bytes);
         env.set("AUDITLOG_GATEWAY_LIMITS_REQUEST_TIMEOUT_MS", &mut l.request_timeout_ms);
         env.set("AUDITLOG_GATEWAY_LIMITS_APPEND_TIMEOUT_MS", &mut l.append_timeout_ms);
         env.set("AUDITLOG_GATEWAY_LIMITS_REGISTRY_TIMEOUT_MS", &mut l.registry_timeout_ms);

@@ -147,6 +147,12 @@ pub struct LimitsConfig {
     /// queueing (memory stays bounded by this times the batch body limit).
     #[serde(default = "default_max_in_flight_requests")]
     pub max_in_flight_requests: usize,
+    /// Request body bytes held at once by requests in flight (by `Content-Length`, or the
+    /// route's body limit when the length is unknown); past it requests are shed with 503
+    /// and `Retry-After`, so memory stays bounded however large the in-flight cap is. At
+    /// least `batch_body_max_bytes`.
+    #[serde(default = "default_max_in_flight_body_bytes")]
+    pub max_in_flight_body_bytes: usize,
     /// Longest time a request may take end to end; past it the answer is 503.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
@@ -166,6 +172,7 @@ impl Default for LimitsConfig {
             batch_body_max_bytes: default_batch_body_max_bytes(),
             batch_max_events: default_batch_max_events(),
             max_in_flight_requests: default_max_in_flight_requests(),
+            max_in_flight_body_bytes: default_max_in_flight_body_bytes(),
             request_timeout_ms: default_request_timeout_ms(),
             append_timeout_ms: default_append_timeout_ms(),
             registry_timeout_ms: default_registry_timeout_ms(),
@@ -238,6 +245,9 @@ fn default_batch_max_events() -> usize {
 fn default_max_in_flight_requests() -> usize {
     1_024
 }
+fn default_max_in_flight_body_bytes() -> usize {
+    256 * 1024 * 1024
+}
 fn default_request_timeout_ms() -> u64 {
     10_000
 }
@@ -290,6 +300,9 @@ impl GatewayConfig {
             if value == 0 {
                 problems.push(format!("{name} must be positive"));
             }
+        }
+        if l.max_in_flight_body_bytes < l.batch_body_max_bytes {
+            problems.push("limits.max_in_flight_body_bytes must be at least limits.batch_body_max_bytes".to_owned());
         }
         if l.append_timeout_ms == 0 || l.request_timeout_ms == 0 || l.registry_timeout_ms == 0 {
             problems.push("limits timeouts must be positive".to_owned());
