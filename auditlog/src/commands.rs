@@ -76,15 +76,7 @@ pub async fn produce(tenant: &str, topic: &str, event_log: &str, registry: &str)
                 continue;
             };
             let payload = codec.encode(topic, &event).await.context("encoding through the schema registry")?;
-            let record = OutgoingRecord {
-                topic: topic.to_owned(),
-                key: event.tenant_id.clone(),
-                payload,
-                headers: vec![
-                    ("event_id".into(), event.id.clone().into_bytes()),
-                    ("tenant_id".into(), event.tenant_id.clone().into_bytes()),
-                ],
-            };
+            let record = OutgoingRecord::for_event(topic, &event, payload);
             pending.push((*number, event.id, log.append(record)));
         }
         let (meta, futures): (Vec<_>, Vec<_>) = pending.into_iter().map(|(n, id, f)| ((n, id), f)).unzip();

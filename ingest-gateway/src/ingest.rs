@@ -135,7 +135,7 @@ async fn append_all(state: &GatewayState, tenant: &str, events: &[AuditEvent]) -
         let encoded = join_all(events.iter().map(|e| state.codec().encode(&topic, e))).await;
         let mut records = Vec::with_capacity(events.len());
         for (event, payload) in events.iter().zip(encoded) {
-            records.push(record(&topic, event, payload.map_err(encode_error)?));
+            records.push(OutgoingRecord::for_event(&topic, event, payload.map_err(encode_error)?));
         }
         let results = join_all(records.into_iter().map(|r| state.event_log().append(r))).await;
         let mut failure = None;
@@ -156,19 +156,6 @@ async fn append_all(state: &GatewayState, tenant: &str, events: &[AuditEvent]) -
             metrics::append_failure("timeout");
             Err(GatewayError::Unavailable(format!("no acknowledgement within {} ms", budget.as_millis())))
         }
-    }
-}
-
-fn record(topic: &str, event: &AuditEvent, payload: Vec<u8>) -> OutgoingRecord {
-    OutgoingRecord {
-        topic: topic.to_owned(),
-        key: event.tenant_id.clone(),
-        payload,
-        headers: vec![
-            ("event_id".into(), event.id.clone().into_bytes()),
-            ("tenant_id".into(), event.tenant_id.clone().into_bytes()),
-            ("action".into(), event.action.clone().into_bytes()),
-        ],
     }
 }
 

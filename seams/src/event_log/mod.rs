@@ -50,6 +50,24 @@ pub struct OutgoingRecord {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
+impl OutgoingRecord {
+    /// The record of one audit event, as every producer of auditlog writes it: key = tenant
+    /// id; headers `event_id`, `tenant_id` and `action`, so downstream consumers can route or
+    /// filter without decoding the Avro value.
+    pub fn for_event(topic: &str, event: &auditlog_schemas::AuditEvent, payload: Vec<u8>) -> Self {
+        Self {
+            topic: topic.to_owned(),
+            key: event.tenant_id.clone(),
+            payload,
+            headers: vec![
+                ("event_id".into(), event.id.clone().into_bytes()),
+                ("tenant_id".into(), event.tenant_id.clone().into_bytes()),
+                ("action".into(), event.action.clone().into_bytes()),
+            ],
+        }
+    }
+}
+
 /// A record read back from the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRecord {

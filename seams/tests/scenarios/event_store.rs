@@ -11,7 +11,8 @@ use time::{Duration, OffsetDateTime, macros::datetime};
 
 use crate::common::unique;
 
-const BASE: OffsetDateTime = datetime!(2026-11-20 12:00:00 UTC);
+/// When the newest event of the datasets occurred.
+pub const BASE: OffsetDateTime = datetime!(2026-11-20 12:00:00 UTC);
 
 pub fn stored(tenant: &str, i: usize, at: OffsetDateTime) -> StoredEvent {
     let event = AuditEvent {
@@ -33,11 +34,12 @@ pub fn stored(tenant: &str, i: usize, at: OffsetDateTime) -> StoredEvent {
 }
 
 /// 30 events spread over three days, 2h apart.
-fn dataset(tenant: &str) -> Vec<StoredEvent> {
+pub fn dataset(tenant: &str) -> Vec<StoredEvent> {
     (0..30).map(|i| stored(tenant, i, BASE - Duration::hours(2 * i as i64))).collect()
 }
 
-fn filter(tenant: &str) -> EventFilter {
+/// The empty filter of `tenant`.
+pub fn filter(tenant: &str) -> EventFilter {
     EventFilter { tenant_id: tenant.to_owned(), ..EventFilter::default() }
 }
 
@@ -56,7 +58,9 @@ async fn all_pages(store: &dyn EventStore, filter: &EventFilter, limit: usize) -
     panic!("more than 100 pages: the cursor does not advance");
 }
 
-fn expected(events: &[StoredEvent], keep: impl Fn(&AuditEvent) -> bool) -> Vec<String> {
+/// Ids of the events `keep` selects, newest first (ties by id, descending): the order every
+/// read path returns.
+pub fn expected(events: &[StoredEvent], keep: impl Fn(&AuditEvent) -> bool) -> Vec<String> {
     let mut kept: Vec<&AuditEvent> = events.iter().map(|s| &s.event).filter(|e| keep(e)).collect();
     kept.sort_by(|a, b| b.occurred_at.cmp(&a.occurred_at).then(b.id.cmp(&a.id)));
     kept.into_iter().map(|e| e.id.clone()).collect()

@@ -5,25 +5,15 @@
 
 use std::collections::HashMap;
 
-use auditlog_schemas::{AuditEvent, Outcome};
+use auditlog_schemas::Outcome;
 use auditlog_seams::{ActionFilter, EventFilter, GroupBy, IndexError, PageRequest, SearchIndex, StoredEvent};
 use futures::future::BoxFuture;
 use time::Duration;
 
 use crate::common::unique;
-use crate::scenarios::event_store::stored;
+use crate::scenarios::event_store::{BASE, dataset, expected, filter};
 
 pub type Settle<'a> = &'a (dyn Fn() -> BoxFuture<'static, ()> + Sync);
-
-const BASE: time::OffsetDateTime = time::macros::datetime!(2026-11-20 12:00:00 UTC);
-
-fn dataset(tenant: &str) -> Vec<StoredEvent> {
-    (0..30).map(|i| stored(tenant, i, BASE - Duration::hours(2 * i as i64))).collect()
-}
-
-fn filter(tenant: &str) -> EventFilter {
-    EventFilter { tenant_id: tenant.to_owned(), ..EventFilter::default() }
-}
 
 async fn all_pages(index: &dyn SearchIndex, filter: &EventFilter, limit: usize) -> Vec<String> {
     let mut ids = Vec::new();
@@ -37,12 +27,6 @@ async fn all_pages(index: &dyn SearchIndex, filter: &EventFilter, limit: usize) 
         }
     }
     panic!("more than 100 pages: the cursor does not advance");
-}
-
-fn expected(events: &[StoredEvent], keep: impl Fn(&AuditEvent) -> bool) -> Vec<String> {
-    let mut kept: Vec<&AuditEvent> = events.iter().map(|s| &s.event).filter(|e| keep(e)).collect();
-    kept.sort_by(|a, b| b.occurred_at.cmp(&a.occurred_at).then(b.id.cmp(&a.id)));
-    kept.into_iter().map(|e| e.id.clone()).collect()
 }
 
 /// Indexing the same events again leaves one document per id, with every field intact.
