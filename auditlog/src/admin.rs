@@ -16,6 +16,15 @@ pub struct AdminArgs {
     /// Tenant registry URI (`kafka://host:port[?topic=...]`).
     #[arg(long, env = "AUDITLOG_TENANT_REGISTRY", default_value = "kafka://127.0.0.1:9092", global = true)]
     registry: String,
+    /// Event log URI, where dedicated tenant topics are created.
+    #[arg(long, env = "AUDITLOG_EVENT_LOG", default_value = "kafka://127.0.0.1:9092", global = true)]
+    event_log: String,
+    /// Topic prefix of the gateways: a dedicated topic is `<prefix>.v1.<tenant>`.
+    #[arg(long, env = "AUDITLOG_GATEWAY_TOPIC_PREFIX", default_value = "audit.events", global = true)]
+    topic_prefix: String,
+    /// Partitions of a dedicated topic created for a tenant.
+    #[arg(long, default_value_t = 6, global = true)]
+    dedicated_partitions: i32,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -36,7 +45,7 @@ enum AdminCommand {
         /// Events per second the tenant may ingest (gateway default when absent).
         #[arg(long)]
         rate_limit_per_sec: Option<u32>,
-        /// Write the tenant's events to its own topic `audit.events.v1.<id>` (create it first).
+        /// Write the tenant's events to its own topic `<prefix>.v1.<id>` (created here).
         #[arg(long)]
         dedicated_topic: bool,
     },
@@ -99,6 +108,18 @@ fn print(value: &impl serde::Serialize) -> anyhow::Result<bool> {
 /// Runs one admin command.
 pub async fn admin(args: AdminArgs) -> anyhow::Result<bool> {
     let uri = args.registry;
+    // A tenant is pinned to its dedicated topic only after the topic exists, so no gateway
+    // ever routes an event to a topic that is not there.
+    let dedicate = |tenant: String| {
+        let (log_uri, prefix, partitions) = (args.event_log.clone(), args.topic_prefix.clone(), args.dedicated_partitions);
+        async move {
+            let log = auditlog_seams::resolve::event_log(&log_uri)?;
+            let topic = format!("{prefix}.v1.{tenant}");
+            log.ensure_topic(&topic, partitions).await.with_context(|| format!("creating the dedicated topic {topic}"))?;
+            eprintln!("dedicated topic {topic} is ready");
+            anyhow::Ok(())
+        }
+    };
     let open = || async {
         let registry: Arc<dyn TenantAdmin> =
             open_registry(&uri).await.with_context(|| format!("opening the tenant registry at {uri}"))?;
@@ -114,11 +135,23 @@ pub async fn admin(args: AdminArgs) -> anyhow::Result<bool> {
             }
             settings.rate_limit_per_sec = rate_limit_per_sec;
             settings.dedicated_topic = dedicated_topic;
-            print(&open().await?.create_tenant(settings).await?)
+            let registry = open().await?;
+            if dedicated_topic {
+                if let Some(problem) = auditlog_tenant_registry::validate::tenant_id_problem(&settings.id) {
+                    anyhow::bail!("id: {problem}");
+                }
+                dedicate(settings.id.clone()).await?;
+            }
+            print(&registry.create_tenant(settings).await?)
         }
         AdminCommand::UpdateTenant { id, name, retention_days, rate_limit_per_sec, dedicated_topic } => {
             let patch = TenantPatch { name, retention_days, rate_limit_per_sec: rate_limit_per_sec.map(Some), dedicated_topic };
-            print(&open().await?.update_tenant(&id, patch).await?)
+            let registry = open().await?;
+            if dedicated_topic == Some(true) {
+                registry.tenant(&id).with_context(|| format!("unknown tenant {id}"))?;
+                dedicate(id.clone()).await?;
+            }
+            print(&registry.update_tenant(&id, patch).await?)
         }
         AdminCommand::ListTenants => print(&open().await?.list_tenants()),
         AdminCommand::CreateKey { tenant, name, roles } => {

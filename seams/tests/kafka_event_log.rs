@@ -56,3 +56,8 @@ async fn readiness_reflects_the_broker() {
     let nowhere = KafkaEventLog::new(config).expect("config is valid");
     assert!(nowhere.check_ready().await.is_err(), "a broker that is not there reported ready");
 }
+
+#[tokio::test]
+async fn ensure_topic_is_idempotent() {
+    scenarios::event_log::ensure_topic_is_idempotent(log()).await;
+}

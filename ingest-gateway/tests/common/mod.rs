@@ -77,6 +77,9 @@ impl EventLog for CountingLog {
     async fn flush(&self, timeout: Duration) -> Result<(), LogError> {
         self.inner.flush(timeout).await
     }
+    async fn ensure_topic(&self, name: &str, partitions: i32) -> Result<(), LogError> {
+        self.inner.ensure_topic(name, partitions).await
+    }
     fn pending(&self) -> usize {
         self.inner.pending()
     }

@@ -221,6 +221,23 @@ impl EventLog for KafkaEventLog {
             .map_err(classify)
     }
 
+    async fn ensure_topic(&self, name: &str, partitions: i32) -> Result<(), LogError> {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        use rdkafka::client::DefaultClientContext;
+        use rdkafka::types::RDKafkaErrorCode;
+        let admin: AdminClient<DefaultClientContext> = self.config.base().create().map_err(config_error)?;
+        let options = AdminOptions::new().request_timeout(Some(self.config.request_timeout));
+        // -1: the broker's default.replication.factor (KIP-464).
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(-1));
+        for result in admin.create_topics([&topic], &options).await.map_err(classify)? {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => return Err(LogError::Rejected(format!("creating topic {topic}: {code}"))),
+            }
+        }
+        Ok(())
+    }
+
     fn pending(&self) -> usize {
         usize::try_from(self.producer.in_flight_count()).unwrap_or(0)
     }

@@ -135,6 +135,11 @@ pub trait EventLog: Send + Sync + 'static {
     /// (graceful shutdown).
     async fn flush(&self, timeout: Duration) -> Result<(), LogError>;
 
+    /// Creates topic `name` with `partitions` partitions unless it exists (a tenant pinned
+    /// to a dedicated topic needs it before its first event). Replication is the log's
+    /// default.
+    async fn ensure_topic(&self, name: &str, partitions: i32) -> Result<(), LogError>;
+
     /// Records appended but not yet acknowledged (a gauge of the producer's queue); 0 for
     /// logs that acknowledge synchronously.
     fn pending(&self) -> usize {

@@ -105,3 +105,12 @@ pub async fn append_to_missing_topic_fails(log: Arc<dyn EventLog>) {
     let result = within(60, "append to a missing topic answers", log.append(record(&missing, "tenant-x", 0))).await;
     assert!(result.is_err(), "append to missing topic {missing} was acknowledged");
 }
+
+/// `ensure_topic` creates a usable topic, and is harmless when the topic exists.
+pub async fn ensure_topic_is_idempotent(log: Arc<dyn EventLog>) {
+    let topic = crate::common::unique("ensured");
+    within(30, "topic created", log.ensure_topic(&topic, 2)).await.expect("topic created");
+    within(30, "existing topic accepted", log.ensure_topic(&topic, 2)).await.expect("existing topic is fine");
+    let position = within(30, "append to the new topic", log.append(record(&topic, "tenant-e", 0))).await.expect("append acknowledged");
+    assert_eq!(position.topic, topic);
+}
