@@ -6,29 +6,19 @@
 use std::time::Duration;
 
 use auditlog_seams::{LogRecord, TopicSelector, resolve};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::common::{kafka_bootstrap, unique};
 
-/// Creates a topic with `partitions` partitions on the local broker.
+/// Creates a topic with `partitions` partitions on the local broker, through the event log
+/// seam's own `ensure_topic`; panics, naming Kafka, when the broker is not there.
 pub async fn create_topic(name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", kafka_bootstrap())
-        .set("socket.timeout.ms", "5000")
-        .create()
-        .expect("admin client config is valid");
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))).request_timeout(Some(Duration::from_secs(10)));
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    let results = tokio::time::timeout(Duration::from_secs(15), admin.create_topics([&topic], &options))
+    let log = resolve::event_log(&format!("kafka://{}", kafka_bootstrap())).expect("kafka uri is valid");
+    tokio::time::timeout(Duration::from_secs(15), log.ensure_topic(name, partitions))
         .await
         .unwrap_or_else(|_| panic!("kafka at {} did not answer within 15 s: is the local stack up?", kafka_bootstrap()))
-        .unwrap_or_else(|e| panic!("kafka at {} refused create_topics: {e}", kafka_bootstrap()));
-    for result in results {
-        result.unwrap_or_else(|(topic, code)| panic!("kafka could not create topic {topic}: {code}"));
-    }
+        .unwrap_or_else(|e| panic!("kafka at {} could not create topic {name}: {e}", kafka_bootstrap()));
 }
 
 /// The first `n` records of `topic` (all partitions), in log order per partition, read by a
