@@ -106,14 +106,6 @@ fn timestamp_micros(_: &mut HashSet<Name>, _: NamespaceRef) -> Schema {
 }
 
 impl AuditEventRecord {
-    /// Encodes this record as an Avro datum (no container, no wire-format header) with the
-    /// current schema.
-    pub fn to_datum(&self) -> Result<Vec<u8>, SchemaError> {
-        // Serializes straight into Avro with the schema (no intermediate `Value` tree): this
-        // sits on the gateway's per-event path.
-        Ok(writer()?.write_ser_to_vec(self)?)
-    }
-
     /// Decodes a datum written with `writer` into the current schema (Avro schema resolution).
     pub fn from_datum(writer: &Schema, datum: &[u8]) -> Result<Self, SchemaError> {
         let mut input = EofGuard { rest: datum, hit_eof: false };
@@ -130,29 +122,6 @@ impl AuditEventRecord {
             return Err(SchemaError::TrailingBytes(input.rest.len()));
         }
         Ok(apache_avro::from_value(&value)?)
-    }
-}
-
-impl From<&AuditEvent> for AuditEventRecord {
-    fn from(event: &AuditEvent) -> Self {
-        Self {
-            id: event.id.clone(),
-            tenant_id: event.tenant_id.clone(),
-            occurred_at: to_micros(event.occurred_at),
-            received_at: to_micros(event.received_at),
-            action: event.action.clone(),
-            actor: event.actor.clone(),
-            targets: event.targets.clone(),
-            outcome: event.outcome,
-            severity: event.severity,
-            source: event.source.clone(),
-            context: event.context.clone(),
-            description: event.description.clone(),
-            metadata: event
-                .metadata
-                .as_ref()
-                .map(|m| serde_json::Value::Object(m.clone()).to_string()),
-        }
     }
 }
 
