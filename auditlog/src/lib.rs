@@ -10,6 +10,7 @@
 mod admin;
 mod commands;
 mod gateway;
+mod query_api;
 
 use std::process::ExitCode;
 
@@ -70,6 +71,8 @@ enum Command {
     Gateway(gateway::GatewayArgs),
     /// Tenants, API keys and development tokens.
     Admin(admin::AdminArgs),
+    /// Serve the query API (reads, search, stats, exports, live tail, administration).
+    QueryApi(query_api::QueryApiArgs),
 }
 
 /// Log filter when `RUST_LOG` is unset. rdkafka's client context repeats every global
@@ -106,6 +109,7 @@ pub fn run() -> ExitCode {
             Command::Validate { tenant } => commands::validate(&tenant),
             Command::Gateway(args) => gateway::gateway(args).await,
             Command::Admin(args) => admin::admin(args).await,
+            Command::QueryApi(args) => query_api::query_api(args).await,
             Command::Schema => {
                 println!("{}", auditlog_schemas::avro::current_schema_text().trim_end());
                 Ok(true)

@@ -1,0 +1,1 @@
+//! Embedded implementations of the three seams, for standalone mode (issue #6).
