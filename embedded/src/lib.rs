@@ -1,1 +1,0 @@
-//! Embedded implementations of the three seams, for standalone mode (issue #6).
