@@ -8,7 +8,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 /// Requests answered, by `route` and `status`.
 pub const REQUESTS_TOTAL: &str = "auditlog_gateway_requests_total";
@@ -30,33 +30,13 @@ pub const PRODUCER_QUEUE_DEPTH: &str = "auditlog_gateway_producer_queue_depth";
 /// Failed appends to the event log, by `kind` (`unavailable`, `rejected`, `timeout`, `encode`).
 pub const APPEND_FAILURES_TOTAL: &str = "auditlog_gateway_append_failures_total";
 
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-
-/// The process-wide Prometheus recorder, installed on first use. When another recorder was
-/// installed first (e.g. by an embedding binary), a detached one is returned and `/metrics`
-/// renders only what that binary exports elsewhere.
+/// The process-wide Prometheus recorder (shared with the other services of the process, see
+/// [`auditlog_api_common::ops::prometheus`]), with the gateway's series described.
 pub fn handle() -> PrometheusHandle {
-    HANDLE
-        .get_or_init(|| {
-            let builder = || {
-                PrometheusBuilder::new()
-                    .set_buckets_for_metric(
-                        Matcher::Full(REQUEST_DURATION_SECONDS.into()),
-                        &[0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
-                    )
-                    .and_then(|b| {
-                        b.set_buckets_for_metric(
-                            Matcher::Full(BATCH_SIZE_EVENTS.into()),
-                            &[1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0],
-                        )
-                    })
-                    .unwrap_or_else(|_| PrometheusBuilder::new())
-            };
-            let handle = builder().install_recorder().unwrap_or_else(|_| builder().build_recorder().handle());
-            describe();
-            handle
-        })
-        .clone()
+    static DESCRIBED: OnceLock<()> = OnceLock::new();
+    let handle = auditlog_api_common::ops::prometheus();
+    DESCRIBED.get_or_init(describe);
+    handle
 }
 
 fn describe() {

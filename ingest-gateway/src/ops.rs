@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use auditlog_api_common::ops::Security;
+use utoipa::OpenApi;
 
 use crate::problem::GatewayError;
 use crate::routes;
@@ -28,23 +28,10 @@ const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 )]
 pub struct ApiDoc;
 
-struct Security;
-
-impl Modify for Security {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT or alk_ API key").build()),
-        );
-        components.add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
-    }
-}
-
 /// `GET /healthz`: 200 while the process serves requests.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "alive")))]
 pub async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+    auditlog_api_common::ops::healthz().await
 }
 
 /// `GET /readyz`: 200 when the event log can take writes and the schema registry answers.
@@ -86,8 +73,7 @@ pub async fn readyz(State(state): State<GatewayState>) -> Response {
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<GatewayState>) -> Response {
     crate::metrics::producer_queue_depth(state.event_log().pending());
-    let body = state.metrics().render();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    auditlog_api_common::ops::render_metrics(state.metrics())
 }
 
 /// Any other path: 404 as problem+json.

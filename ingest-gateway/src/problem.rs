@@ -16,16 +16,14 @@
 //! | `overloaded`, `timeout`, `unavailable` | 503 + `Retry-After` | in-flight cap, request budget, Kafka/registry down |
 //! | `internal` | 500 | a bug or misconfiguration |
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use auditlog_api_common::auth::AuthError;
+use auditlog_api_common::problem::Problem;
 use auditlog_schemas::FieldError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-/// Base of every problem `type` URI; the path names the kind of problem and never changes.
-pub const PROBLEM_BASE: &str = "https://auditlog.dev/problems/";
-
-/// Media type of every error body.
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub use auditlog_api_common::problem::{PROBLEM_BASE, PROBLEM_JSON};
 
 /// Everything that can go wrong in the gateway, at startup or in a request.
 #[derive(Debug, thiserror::Error)]
@@ -138,46 +136,38 @@ fn display_field(field: &str) -> &str {
     if field.is_empty() { "(event)" } else { field }
 }
 
+impl From<AuthError> for GatewayError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Unauthenticated(reason) => Self::Unauthenticated(reason),
+            AuthError::Config(problems) => Self::Config(problems),
+            AuthError::Internal(reason) => Self::Internal(reason),
+        }
+    }
+}
+
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let (status, slug, title) = self.parts();
         if status.is_server_error() {
             tracing::warn!(status = status.as_u16(), error = %self, "request failed");
         }
-        let mut body = json!({
-            "type": format!("{PROBLEM_BASE}{slug}"),
-            "title": title,
-            "status": status.as_u16(),
-            "detail": self.public_detail(),
-        });
-        if let GatewayError::Validation(errors) = &self {
-            body["errors"] = json!(errors);
-        }
-        let mut response = (status, body.to_string()).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let mut problem = Problem::new(status, slug, title, self.public_detail());
         match &self {
-            GatewayError::Unauthenticated(_) => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Bearer realm="auditlog", error="invalid_token""#),
-                );
-            }
-            GatewayError::RateLimited { retry_after_secs } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
-            }
-            GatewayError::Overloaded | GatewayError::Timeout | GatewayError::Unavailable(_) => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
+            GatewayError::Validation(errors) => problem.errors = Some(json!(errors)),
+            GatewayError::Unauthenticated(_) => problem.bearer_challenge = true,
+            GatewayError::RateLimited { retry_after_secs } => problem.retry_after_secs = Some(*retry_after_secs),
+            GatewayError::Overloaded | GatewayError::Timeout | GatewayError::Unavailable(_) => problem.retry_after_secs = Some(1),
             _ => {}
         }
-        response
+        problem.into_response()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header;
 
     #[test]
     fn internal_details_are_not_sent() {

@@ -1,100 +1,17 @@
-//! Authentication: who is calling, for which tenant, with which roles.
-//!
-//! - [`jwt`]: `Authorization: Bearer <JWT>` verified against configured keys (RFC 8725);
-//! - [`api_key`]: `Authorization: Bearer alk_...` or `X-API-Key`, checked by hash against the
-//!   [`crate::tenants::TenantRegistry`];
-//! - [`dev_token`]: minting HS256 development tokens.
+//! Authentication at the gateway: the shared verification of `auditlog-api-common`
+//! (re-exported here: JWT, API keys, development tokens, roles) and the [`Writer`] extractor.
 //!
 //! The tenant of a request comes only from its credential; a body never chooses it.
 
-pub mod api_key;
-pub mod dev_token;
-pub mod jwt;
-
-use std::sync::Arc;
-
 use axum::extract::FromRequestParts;
-use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
-use crate::config::AuthConfig;
 use crate::problem::GatewayError;
 use crate::state::GatewayState;
-use crate::tenants::TenantRegistry;
 
-pub use jwt::JwtVerifier;
-
-/// The header carrying an API key when `Authorization` is not used.
-pub const API_KEY_HEADER: &str = "x-api-key";
-
-/// A role from the design contract (defined by the tenant registry, which stores key roles).
-pub use auditlog_tenant_registry::Role;
-
-/// A verified caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    /// JWT `sub`, or `api_key:<key id>`.
-    pub subject: String,
-    /// Tenant of the credential; `None` only for platform admins.
-    pub tenant_id: Option<String>,
-    /// Roles granted by the credential.
-    pub roles: Vec<Role>,
-}
-
-impl Principal {
-    /// Whether the credential grants `role`.
-    pub fn has(&self, role: Role) -> bool {
-        self.roles.contains(&role)
-    }
-}
-
-/// Whether `tenant` is usable as a Kafka key and topic suffix: 1..=128 of `[A-Za-z0-9_.-]`.
-pub fn is_valid_tenant_id(tenant: &str) -> bool {
-    !tenant.is_empty()
-        && tenant.len() <= 128
-        && tenant.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
-
-/// Verifies credentials from request headers.
-pub struct Authenticator {
-    jwt: JwtVerifier,
-    tenants: Arc<dyn TenantRegistry>,
-}
-
-impl std::fmt::Debug for Authenticator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authenticator").field("jwt", &self.jwt).finish_non_exhaustive()
-    }
-}
-
-impl Authenticator {
-    /// An authenticator for the configured JWT keys and the registry's API keys.
-    pub fn new(config: &AuthConfig, tenants: Arc<dyn TenantRegistry>) -> Result<Self, GatewayError> {
-        Ok(Self { jwt: JwtVerifier::new(config)?, tenants })
-    }
-
-    /// The verified caller of a request, or 401.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, GatewayError> {
-        let unauthenticated = |m: &str| GatewayError::Unauthenticated(m.to_owned());
-        if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
-            let value = value.to_str().map_err(|_| unauthenticated("authorization header is not ascii"))?;
-            let (scheme, credential) = value.split_once(' ').ok_or_else(|| unauthenticated("expected `Bearer <token>`"))?;
-            if !scheme.eq_ignore_ascii_case("bearer") {
-                return Err(unauthenticated("only the Bearer scheme is supported"));
-            }
-            let credential = credential.trim();
-            if api_key::looks_like_api_key(credential) {
-                return api_key::verify(self.tenants.as_ref(), credential);
-            }
-            return self.jwt.verify(credential);
-        }
-        if let Some(value) = headers.get(API_KEY_HEADER) {
-            let key = value.to_str().map_err(|_| unauthenticated("x-api-key header is not ascii"))?;
-            return api_key::verify(self.tenants.as_ref(), key.trim());
-        }
-        Err(unauthenticated("missing credentials: send `Authorization: Bearer <token>` or `X-API-Key`"))
-    }
-}
+pub use auditlog_api_common::auth::{
+    API_KEY_HEADER, AuthError, Authenticator, JwtVerifier, Principal, Role, api_key, dev_token, is_valid_tenant_id, jwt,
+};
 
 /// Extractor: a caller allowed to ingest (role `writer`) for one tenant.
 #[derive(Debug, Clone)]

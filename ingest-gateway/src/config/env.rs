@@ -5,11 +5,8 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use super::{GatewayConfig, JwtKeyConfig, KeyMaterial, Secret};
+use super::GatewayConfig;
 use crate::problem::GatewayError;
-
-/// Key id given to the HS256 secret from `AUDITLOG_GATEWAY_AUTH_HS256_SECRET`.
-pub const ENV_HS256_KEY_ID: &str = "env-hs256";
 
 /// Reads `path` (JSON) or starts from the defaults, applies `AUDITLOG_GATEWAY_*` variables
 /// from the process environment, and validates.
@@ -36,9 +33,6 @@ impl GatewayConfig {
         env.set("AUDITLOG_GATEWAY_TOPIC_PREFIX", &mut self.topic_prefix);
         env.set("AUDITLOG_GATEWAY_REGISTRY_URL", &mut self.registry_url);
         env.set("AUDITLOG_GATEWAY_DEFAULT_RATE_LIMIT_PER_SEC", &mut self.default_rate_limit_per_sec);
-        env.set("AUDITLOG_GATEWAY_AUTH_ISSUER", &mut self.auth.issuer);
-        env.set("AUDITLOG_GATEWAY_AUTH_AUDIENCE", &mut self.auth.audience);
-        env.set("AUDITLOG_GATEWAY_AUTH_LEEWAY_SECS", &mut self.auth.leeway_secs);
         let l = &mut self.limits;
         env.set("AUDITLOG_GATEWAY_LIMITS_EVENT_BODY_MAX_BYTES", &mut l.event_body_max_bytes);
         env.set("AUDITLOG_GATEWAY_LIMITS_BATCH_BODY_MAX_BYTES", &mut l.batch_body_max_bytes);
@@ -50,17 +44,7 @@ impl GatewayConfig {
         env.set("AUDITLOG_GATEWAY_LIMITS_REGISTRY_TIMEOUT_MS", &mut l.registry_timeout_ms);
         env.set("AUDITLOG_GATEWAY_IDEMPOTENCY_CAPACITY", &mut self.idempotency.capacity);
         env.set("AUDITLOG_GATEWAY_IDEMPOTENCY_TTL_SECS", &mut self.idempotency.ttl_secs);
-        if let Some(path) = var("AUDITLOG_GATEWAY_AUTH_JWKS_FILE") {
-            self.auth.jwks_file = Some(path);
-        }
-        if let Some(secret) = var("AUDITLOG_GATEWAY_AUTH_HS256_SECRET") {
-            self.auth.keys.retain(|k| k.id != ENV_HS256_KEY_ID);
-            self.auth.keys.push(JwtKeyConfig {
-                id: ENV_HS256_KEY_ID.into(),
-                material: KeyMaterial::Secret(Secret::new(secret)),
-                algorithms: vec!["HS256".into()],
-            });
-        }
+        problems.extend(self.auth.apply_env("AUDITLOG_GATEWAY_", &var));
         if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
 }

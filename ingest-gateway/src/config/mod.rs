@@ -4,35 +4,12 @@
 
 mod env;
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use env::{ENV_HS256_KEY_ID, load};
-
-/// A secret string (HS256 shared secret): never printed.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself; call only where it is used, never to log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use auditlog_api_common::config::{AuthConfig, ENV_HS256_KEY_ID, JwtKeyConfig, KeyMaterial, Secret};
+pub use env::load;
 
 /// Everything the gateway needs besides its backends.
 #[derive(Debug, Clone, Deserialize)]
@@ -70,63 +47,6 @@ impl Default for GatewayConfig {
             idempotency: IdempotencyConfig::default(),
         }
     }
-}
-
-/// JWT verification settings (RFC 8725).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthConfig {
-    /// Required `iss` claim.
-    #[serde(default = "default_issuer")]
-    pub issuer: String,
-    /// Required `aud` claim.
-    #[serde(default = "default_audience")]
-    pub audience: String,
-    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
-    #[serde(default = "default_leeway_secs")]
-    pub leeway_secs: u64,
-    /// Verification keys; each with its own algorithm allow-list.
-    #[serde(default)]
-    pub keys: Vec<JwtKeyConfig>,
-    /// A JWKS document (RFC 7517) on local disk, read at startup; every key must carry `kid`
-    /// and `alg` (its allow-list) and be asymmetric. The gateway never fetches keys by URL.
-    #[serde(default)]
-    pub jwks_file: Option<String>,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        Self {
-            issuer: default_issuer(),
-            audience: default_audience(),
-            leeway_secs: default_leeway_secs(),
-            keys: Vec::new(),
-            jwks_file: None,
-        }
-    }
-}
-
-/// One JWT verification key.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JwtKeyConfig {
-    /// Key id; a token naming a `kid` must name one of these exactly.
-    pub id: String,
-    /// The key material.
-    pub material: KeyMaterial,
-    /// Algorithms this key may verify (`HS256`, `RS256`, `ES256`, `EdDSA`, ...); never mixes
-    /// families, so HS/RS confusion cannot happen.
-    pub algorithms: Vec<String>,
-}
-
-/// Key material of a [`JwtKeyConfig`].
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub enum KeyMaterial {
-    /// HMAC shared secret (development).
-    Secret(Secret),
-    /// A PEM public key (RSA, EC or Ed25519), inline.
-    PublicKeyPem(String),
 }
 
 /// Request, body and concurrency limits.
@@ -224,15 +144,6 @@ fn default_registry_url() -> String {
 fn default_rate_limit_per_sec() -> u32 {
     10_000
 }
-fn default_issuer() -> String {
-    "auditlog".into()
-}
-fn default_audience() -> String {
-    "auditlog".into()
-}
-fn default_leeway_secs() -> u64 {
-    30
-}
 fn default_event_body_max_bytes() -> usize {
     64 * 1024
 }
@@ -281,14 +192,7 @@ impl GatewayConfig {
         if self.topic_prefix.is_empty() {
             problems.push("topic_prefix must not be empty".to_owned());
         }
-        if self.auth.issuer.is_empty() || self.auth.audience.is_empty() {
-            problems.push("auth.issuer and auth.audience must not be empty".to_owned());
-        }
-        for key in &self.auth.keys {
-            if key.algorithms.is_empty() {
-                problems.push(format!("auth.keys[{}].algorithms must not be empty", key.id));
-            }
-        }
+        problems.extend(self.auth.problems());
         let l = &self.limits;
         for (name, value) in [
             ("limits.event_body_max_bytes", l.event_body_max_bytes),

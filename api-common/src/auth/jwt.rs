@@ -5,7 +5,7 @@
 //! the key's allow-list (so an HS256 token signed with an RSA public key never meets the RSA
 //! key as an HMAC secret), a `kid` naming no configured key, and any header that carries or
 //! points at key material (`jku`, `x5u`, `jwk`, `x5c`) or demands extensions (`crit`). The
-//! gateway never fetches a URL named by a token.
+//! services never fetch a URL named by a token.
 
 use std::str::FromStr;
 
@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::{Principal, Role, is_valid_tenant_id};
 use crate::config::{AuthConfig, JwtKeyConfig, KeyMaterial};
-use crate::problem::GatewayError;
+use super::AuthError;
 
 /// One configured verification key.
 struct VerifierKey {
@@ -43,7 +43,7 @@ impl std::fmt::Debug for JwtVerifier {
     }
 }
 
-/// The claims the gateway reads; others are ignored.
+/// The claims the services read; others are ignored.
 #[derive(Debug, Deserialize)]
 struct Claims {
     /// Optional here so that a missing `sub` is reported as such by the required-claims check.
@@ -58,7 +58,7 @@ struct Claims {
 impl JwtVerifier {
     /// Loads every configured key, refusing keys whose algorithms mix families or do not fit
     /// the key material.
-    pub fn new(config: &AuthConfig) -> Result<Self, GatewayError> {
+    pub fn new(config: &AuthConfig) -> Result<Self, AuthError> {
         let mut problems = Vec::new();
         let mut keys = Vec::new();
         for key in &config.keys {
@@ -74,7 +74,7 @@ impl JwtVerifier {
             }
         }
         if !problems.is_empty() {
-            return Err(GatewayError::Config(problems));
+            return Err(AuthError::Config(problems));
         }
         Ok(Self {
             keys,
@@ -85,7 +85,7 @@ impl JwtVerifier {
     }
 
     /// The caller a token speaks for, or 401 with the reason.
-    pub fn verify(&self, token: &str) -> Result<Principal, GatewayError> {
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let header = decode_header(token).map_err(|e| unauthenticated(&format!("malformed token header: {e}")))?;
         refuse_header_tricks(&header)?;
         let candidates: Vec<&VerifierKey> = self
@@ -185,7 +185,7 @@ fn load_jwk(jwk: &Jwk) -> Result<VerifierKey, String> {
     Ok(VerifierKey { id, key, algorithms: vec![alg] })
 }
 
-fn refuse_header_tricks(header: &Header) -> Result<(), GatewayError> {
+fn refuse_header_tricks(header: &Header) -> Result<(), AuthError> {
     let tricks = [
         ("jku", header.jku.is_some()),
         ("x5u", header.x5u.is_some()),
@@ -199,7 +199,7 @@ fn refuse_header_tricks(header: &Header) -> Result<(), GatewayError> {
     }
 }
 
-fn principal(claims: Claims) -> Result<Principal, GatewayError> {
+fn principal(claims: Claims) -> Result<Principal, AuthError> {
     let roles: Vec<Role> = claims.roles.iter().filter_map(|r| Role::parse(r)).collect();
     match &claims.tenant_id {
         Some(tenant) if !is_valid_tenant_id(tenant) => return Err(unauthenticated("tenant_id claim is not a valid tenant id")),
@@ -226,6 +226,6 @@ fn describe(err: &jsonwebtoken::errors::Error) -> String {
     }
 }
 
-fn unauthenticated(reason: &str) -> GatewayError {
-    GatewayError::Unauthenticated(reason.to_owned())
+fn unauthenticated(reason: &str) -> AuthError {
+    AuthError::Unauthenticated(reason.to_owned())
 }

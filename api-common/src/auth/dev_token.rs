@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::Role;
 use crate::config::{AuthConfig, Secret};
-use crate::problem::GatewayError;
+use super::AuthError;
 
 /// What a development token says.
 #[derive(Debug, Clone)]
@@ -37,9 +37,9 @@ struct Claims<'a> {
     exp: u64,
 }
 
-/// Signs `token` with `secret` (HS256), with the `iss` and `aud` the gateway expects under
+/// Signs `token` with `secret` (HS256), with the `iss` and `aud` the services expect under
 /// `auth`.
-pub fn mint_hs256(secret: &Secret, auth: &AuthConfig, token: &DevToken) -> Result<String, GatewayError> {
+pub fn mint_hs256(secret: &Secret, auth: &AuthConfig, token: &DevToken) -> Result<String, AuthError> {
     let now = jsonwebtoken::get_current_timestamp();
     let claims = Claims {
         sub: &token.subject,
@@ -52,7 +52,7 @@ pub fn mint_hs256(secret: &Secret, auth: &AuthConfig, token: &DevToken) -> Resul
         exp: now + token.ttl.as_secs(),
     };
     encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.expose().as_bytes()))
-        .map_err(|e| GatewayError::Internal(format!("signing a development token: {e}")))
+        .map_err(|e| AuthError::Internal(format!("signing a development token: {e}")))
 }
 
 #[cfg(test)]

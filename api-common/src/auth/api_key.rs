@@ -1,4 +1,4 @@
-//! API keys at the gateway: `Authorization: Bearer alk_...` or `X-API-Key`, checked by hash
+//! API keys: `Authorization: Bearer alk_...` or `X-API-Key`, checked by hash
 //! against the [`TenantRegistry`]. Generation and hashing live in the registry crate and are
 //! re-exported here.
 //!
@@ -8,13 +8,13 @@
 pub use auditlog_tenant_registry::api_key::{API_KEY_PREFIX, GeneratedKey, KeyHash, generate, hash, looks_like_api_key};
 
 use super::Principal;
-use crate::problem::GatewayError;
-use crate::tenants::TenantRegistry;
+use super::AuthError;
+use auditlog_tenant_registry::TenantRegistry;
 
 /// The caller an API key speaks for, or 401 when it is unknown or revoked.
-pub fn verify(registry: &dyn TenantRegistry, key: &str) -> Result<Principal, GatewayError> {
+pub fn verify(registry: &dyn TenantRegistry, key: &str) -> Result<Principal, AuthError> {
     let record = auditlog_tenant_registry::api_key::authenticate(registry, key)
-        .ok_or_else(|| GatewayError::Unauthenticated("unknown or revoked api key".into()))?;
+        .ok_or_else(|| AuthError::Unauthenticated("unknown or revoked api key".into()))?;
     Ok(Principal {
         subject: format!("api_key:{}", record.key_id),
         tenant_id: Some(record.tenant_id),
@@ -26,7 +26,7 @@ pub fn verify(registry: &dyn TenantRegistry, key: &str) -> Result<Principal, Gat
 mod tests {
     use super::*;
     use crate::auth::Role;
-    use crate::tenants::{InMemoryTenantRegistry, TenantSettings};
+    use auditlog_tenant_registry::{InMemoryTenantRegistry, TenantSettings};
 
     #[test]
     fn keys_verify_until_revoked_and_only_for_their_tenant() {

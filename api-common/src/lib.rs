@@ -1,0 +1,12 @@
+//! HTTP pieces shared by the ingest gateway and the query API, so both authenticate, fail and
+//! expose operations alike:
+//!
+//! - [`auth`]: JWT (RFC 8725) and API-key verification, [`auth::Principal`], roles;
+//! - [`config`]: the typed [`config::AuthConfig`] and its environment overrides;
+//! - [`problem`]: RFC 9457 [`problem::Problem`] bodies;
+//! - [`ops`]: `/healthz`, OpenAPI security schemes, the Prometheus recorder.
+
+pub mod auth;
+pub mod config;
+pub mod ops;
+pub mod problem;
