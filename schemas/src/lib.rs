@@ -42,4 +42,15 @@ pub enum SchemaError {
     /// The schema registry could not be reached or refused the request.
     #[error("schema registry: {0}")]
     Registry(String),
+    /// The registry answered that it has no schema with this id: permanent for the message.
+    #[error("schema id {0} is unknown to the registry")]
+    UnknownSchemaId(u32),
+}
+
+impl SchemaError {
+    /// True when retrying later may succeed (the registry was unreachable); false when the
+    /// bytes themselves are the problem.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Registry(_))
+    }
 }

@@ -72,6 +72,12 @@ pub struct IngestContext<'a> {
     pub received_at: OffsetDateTime,
 }
 
+/// Timestamps travel as Avro `timestamp-micros`: an event is completed at that precision, so
+/// the gateway's answer, the log and both views carry the same instant.
+fn to_micros_precision(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000).unwrap_or(t)
+}
+
 /// Validates one event as sent by a producer and completes it (id, defaults, timestamps).
 pub fn validate_event(input: &Value, ctx: &IngestContext<'_>) -> Result<AuditEvent, Rejection> {
     let mut errors = Vec::new();
@@ -129,8 +135,8 @@ pub fn validate_event(input: &Value, ctx: &IngestContext<'_>) -> Result<AuditEve
     let event = AuditEvent {
         id: id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
         tenant_id: ctx.tenant_id.to_owned(),
-        occurred_at: occurred_at.unwrap_or(ctx.received_at),
-        received_at: ctx.received_at,
+        occurred_at: to_micros_precision(occurred_at.unwrap_or(ctx.received_at)),
+        received_at: to_micros_precision(ctx.received_at),
         action,
         actor,
         targets: targets.unwrap_or_default(),
@@ -312,6 +318,7 @@ impl<'a, 'e> Fields<'a, 'e> {
     }
 
     fn timestamp(&mut self, name: &str) -> Option<OffsetDateTime> {
+        // Sub-microsecond digits are accepted and dropped (see `to_micros_precision`).
         let s = self.string(name, 1, 64, None, "")?;
         match OffsetDateTime::parse(&s, &Rfc3339) {
             Ok(t) => Some(t.to_offset(time::UtcOffset::UTC)),

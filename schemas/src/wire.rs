@@ -3,6 +3,10 @@
 //!
 //! Decoding fetches the writer schema by id (cached) and resolves it into the current reader
 //! schema, so messages written by any published version decode into today's [`AuditEvent`].
+//!
+//! [`WireCodec::embedded`] is the registry-less mode of standalone deployments: the same
+//! bytes, with schema ids assigned locally: a schema's id is its version number in
+//! [`SCHEMA_VERSIONS`], the same for every topic.
 
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
@@ -14,7 +18,7 @@ use schema_registry_converter::schema_registry_common::{
     SchemaType, SubjectNameStrategy, SuppliedSchema,
 };
 
-use crate::avro::{RECORD_NAME, current_schema_text};
+use crate::avro::{RECORD_NAME, SCHEMA_VERSIONS, current_schema, current_schema_text};
 use crate::{AuditEvent, SchemaError};
 
 /// Magic byte that opens every Confluent-framed message.
@@ -22,13 +26,19 @@ pub const MAGIC_BYTE: u8 = 0;
 /// Length of the magic byte plus the schema id.
 pub const HEADER_LEN: usize = 5;
 
-/// Encodes and decodes AuditEvents in the Confluent wire format against one registry.
+/// Encodes and decodes AuditEvents in the Confluent wire format against one registry, or
+/// with locally assigned schema ids ([`WireCodec::embedded`]).
 pub struct WireCodec {
-    encoder: AvroEncoder,
-    decoder: AvroDecoder,
+    /// `None` in embedded mode.
+    registry: Option<Registry>,
     /// Schema id of the current schema per topic, once registered: the per-event path then
     /// touches neither the registry client nor the schema text.
     ids: RwLock<HashMap<String, u32>>,
+}
+
+struct Registry {
+    encoder: AvroEncoder,
+    decoder: AvroDecoder,
 }
 
 impl std::fmt::Debug for WireCodec {
@@ -47,7 +57,24 @@ impl WireCodec {
                 .build()
                 .map_err(|e| SchemaError::Registry(e.to_string()))
         };
-        Ok(Self { encoder: AvroEncoder::new(settings()?), decoder: AvroDecoder::new(settings()?), ids: RwLock::default() })
+        let registry = Registry { encoder: AvroEncoder::new(settings()?), decoder: AvroDecoder::new(settings()?) };
+        Ok(Self { registry: Some(registry), ids: RwLock::default() })
+    }
+
+    /// A codec without a registry (standalone mode): the current schema's id is its version
+    /// in [`SCHEMA_VERSIONS`], and decoding accepts the id of any published version.
+    pub fn embedded() -> Self {
+        Self { registry: None, ids: RwLock::default() }
+    }
+
+    /// The writer schema of a locally assigned id.
+    fn embedded_schema(id: u32) -> Result<apache_avro::Schema, SchemaError> {
+        let current = SCHEMA_VERSIONS.last().map(|(v, _)| *v);
+        if current == Some(id) {
+            return Ok(current_schema().clone());
+        }
+        let (_, text) = SCHEMA_VERSIONS.iter().find(|(v, _)| *v == id).ok_or(SchemaError::UnknownSchemaId(id))?;
+        Ok(apache_avro::Schema::parse_str(text)?)
     }
 
     /// Encodes `event` for `topic`, registering the current schema under `<topic>-value` the
@@ -67,6 +94,9 @@ impl WireCodec {
 
     /// The id of the current schema under `<topic>-value`, registering it the first time.
     async fn schema_id(&self, topic: &str) -> Result<u32, SchemaError> {
+        let Some(registry) = &self.registry else {
+            return Ok(SCHEMA_VERSIONS.last().map_or(1, |(v, _)| *v));
+        };
         if let Some(id) = self.ids.read().unwrap_or_else(PoisonError::into_inner).get(topic) {
             return Ok(*id);
         }
@@ -77,7 +107,7 @@ impl WireCodec {
         );
         let strategy = SubjectNameStrategy::TopicNameStrategyWithSchema(topic.to_owned(), false, schema);
         let subject = strategy.get_subject().map_err(|e| SchemaError::Registry(e.to_string()))?;
-        let registered = self
+        let registered = registry
             .encoder
             .get_schema_and_id(&subject, strategy)
             .await
@@ -89,11 +119,21 @@ impl WireCodec {
     /// Decodes a Confluent-framed AuditEvent written with any published schema version.
     pub async fn decode(&self, bytes: &[u8]) -> Result<AuditEvent, SchemaError> {
         let id = schema_id(bytes)?;
-        let writer = self
-            .decoder
-            .get_schema(id)
-            .await
-            .map_err(|e| SchemaError::Registry(e.to_string()))?;
+        let Some(registry) = &self.registry else {
+            return AuditEvent::from_avro_datum(&Self::embedded_schema(id)?, &bytes[HEADER_LEN..]);
+        };
+        let writer = match registry.decoder.get_schema(id).await {
+            Ok(writer) => writer,
+            // The registry answered and has no such id: the message is at fault.
+            Err(e) if e.error.contains("status 404") => return Err(SchemaError::UnknownSchemaId(id)),
+            Err(e) => {
+                // The decoder caches errors it deems permanent (any non-502/503 status); an
+                // unreachable or failing registry is transient for us, so the next attempt
+                // must ask again.
+                registry.decoder.remove_errors_from_cache();
+                return Err(SchemaError::Registry(e.to_string()));
+            }
+        };
         AuditEvent::from_avro_datum(&writer.parsed, &bytes[HEADER_LEN..])
     }
 }
@@ -118,5 +158,25 @@ mod tests {
         assert!(schema_id(&[]).is_err());
         assert!(schema_id(&[0, 0, 1]).is_err());
         assert!(schema_id(&[1, 0, 0, 0, 1, 0]).is_err());
+    }
+
+    fn sample() -> AuditEvent {
+        let json = include_str!("../golden/v1/event.json");
+        serde_json::from_str(json).expect("golden event parses")
+    }
+
+    #[tokio::test]
+    async fn embedded_mode_round_trips_in_the_confluent_format() {
+        let codec = WireCodec::embedded();
+        let event = sample();
+        let bytes = codec.encode("audit.events.v1", &event).await.expect("encodes");
+        assert_eq!(bytes[0], MAGIC_BYTE);
+        assert_eq!(schema_id(&bytes).ok(), SCHEMA_VERSIONS.last().map(|(v, _)| *v), "id is the schema version");
+        assert_eq!(&bytes[HEADER_LEN..], event.to_avro_datum().expect("datum").as_slice(), "same Avro body as registry mode");
+        assert_eq!(codec.decode(&bytes).await.expect("decodes"), event);
+        let mut unknown = bytes.clone();
+        unknown[1..5].copy_from_slice(&999u32.to_be_bytes());
+        assert!(matches!(codec.decode(&unknown).await, Err(SchemaError::UnknownSchemaId(999))));
+        assert!(codec.decode(&bytes[..3]).await.is_err());
     }
 }

@@ -147,3 +147,13 @@ fn nulls_mean_absent() {
     .expect("valid");
     assert!(event.targets.is_empty() && event.metadata.is_none() && event.actor.name.is_none());
 }
+
+#[test]
+fn timestamps_are_completed_at_microsecond_precision() {
+    let received_at = time::macros::datetime!(2026-01-31 12:00:00.123456789 UTC);
+    let ctx = IngestContext { tenant_id: "acme", received_at };
+    let input = serde_json::json!({"action": "user.login", "actor": {"id": "u1"}, "occurred_at": "2026-01-31T11:59:59.987654321Z"});
+    let event = validate_event(&input, &ctx).expect("valid");
+    assert_eq!(event.received_at, time::macros::datetime!(2026-01-31 12:00:00.123456 UTC));
+    assert_eq!(event.occurred_at, time::macros::datetime!(2026-01-31 11:59:59.987654 UTC));
+}
