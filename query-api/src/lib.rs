@@ -1,4 +1,38 @@
-//! The query API: tenant-scoped reads, search, stats, exports, live tail and administration.
+//! The query API: tenant-scoped reads, search, stats, exports, live tail and administration
+//! (issue #5), over the `EventStore`, `SearchIndex` and `EventLog` seams and the shared tenant
+//! registry; it never names a concrete backend.
 //!
-//! Not built yet (issue #5). It will read through `auditlog-seams`' `EventStore` and
-//! `SearchIndex` seams and tail through its `EventLog`.
+//! - [`server`]: [`router`] and [`run`] (`run(listener, state, shutdown)`);
+//! - [`routes`]: events (list, by id), stats, export, stream (WebSocket/SSE), admin;
+//! - [`params`]: strict query-string parsing into an [`auditlog_seams::EventFilter`];
+//! - [`reads`]: which read model serves a filter (store for keyed reads, index for the rest);
+//! - [`cursor`]: HMAC-signed cursors bound to tenant and query;
+//! - [`live`]: one shared log tail fanned out to bounded per-client buffers;
+//! - [`retention`]: per-tenant cutoff on reads and the purge sweeper;
+//! - [`audit`]: admin actions recorded as events of tenant `system`;
+//! - [`auth`]: the `Reader` extractor and admin role checks (verification in
+//!   `auditlog-api-common`);
+//! - [`error`]: [`QueryError`] and its RFC 9457 mapping; [`metrics`]: every series;
+//! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/docs`;
+//! - [`config`]: the typed [`QueryConfig`]; [`state`]: [`QueryState`] and [`Backends`].
+
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod cursor;
+pub mod error;
+pub mod live;
+pub mod metrics;
+pub mod ops;
+pub mod params;
+pub mod reads;
+pub mod retention;
+pub mod routes;
+pub mod server;
+pub mod slots;
+pub mod state;
+
+pub use config::QueryConfig;
+pub use error::QueryError;
+pub use server::{router, run};
+pub use state::{Backends, QueryState};

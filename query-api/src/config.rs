@@ -1,0 +1,282 @@
+//! Typed query API configuration: serde with `deny_unknown_fields`, defaults in named
+//! functions, `validate()` reporting every problem at once, secrets redacted in `Debug`, and
+//! an `AUDITLOG_QUERY_*` environment override per field ([`load`]).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use auditlog_api_common::config::{AuthConfig, Secret};
+use serde::Deserialize;
+
+use crate::error::QueryError;
+
+/// Everything the query API needs besides its backends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Topic prefix: the live tail follows `<prefix>.v1` and the dedicated topics
+    /// `<prefix>.v1.<tenant>`; admin actions are recorded on `<prefix>.v1`.
+    #[serde(default = "default_topic_prefix")]
+    pub topic_prefix: String,
+    /// Schema registry base URL (Confluent-compatible API).
+    #[serde(default = "default_registry_url")]
+    pub registry_url: String,
+    /// Credentials accepted (the same as the gateway's).
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Key signing pagination cursors (HMAC-SHA256), so a cursor cannot be forged or used by
+    /// another tenant or query. Every replica behind one load balancer needs the same key;
+    /// when absent a random key is drawn at startup (cursors then die with the process).
+    #[serde(default)]
+    pub cursor_secret: Option<Secret>,
+    /// Page sizes, ranges and concurrency bounds.
+    #[serde(default)]
+    pub limits: QueryLimits,
+    /// Seconds between two retention sweeps (`purge_before` on both views per tenant).
+    #[serde(default = "default_retention_sweep_secs")]
+    pub retention_sweep_secs: u64,
+}
+
+/// Bounds on expensive requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryLimits {
+    /// Page size when `limit` is absent.
+    #[serde(default = "default_page_size")]
+    pub default_page_size: usize,
+    /// Largest `limit` (the event store's own maximum is 1,000).
+    #[serde(default = "default_max_page_size")]
+    pub max_page_size: usize,
+    /// Widest `from`..`to` of `/v1/stats`, in days: aggregations cost grows with the range.
+    #[serde(default = "default_max_stats_range_days")]
+    pub max_stats_range_days: u32,
+    /// Most histogram buckets one stats request may ask for.
+    #[serde(default = "default_max_histogram_buckets")]
+    pub max_histogram_buckets: u64,
+    /// Exports running at once per tenant; one more is 429.
+    #[serde(default = "default_max_exports_per_tenant")]
+    pub max_exports_per_tenant: usize,
+    /// Live tails (WebSocket + SSE) open at once per tenant; one more is 429.
+    #[serde(default = "default_max_streams_per_tenant")]
+    pub max_streams_per_tenant: usize,
+    /// Events buffered per live-tail client; a client further behind gets a `skipped` notice
+    /// instead of growing memory.
+    #[serde(default = "default_stream_buffer")]
+    pub stream_buffer: usize,
+    /// Seconds between heartbeats on an idle live tail.
+    #[serde(default = "default_heartbeat_secs")]
+    pub heartbeat_secs: u64,
+    /// Events per backend page while exporting: memory per export is bounded by this.
+    #[serde(default = "default_export_page_size")]
+    pub export_page_size: usize,
+    /// Longest time one read may take against a backend; past it the answer is 503.
+    #[serde(default = "default_backend_timeout_ms")]
+    pub backend_timeout_ms: u64,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            default_page_size: default_page_size(),
+            max_page_size: default_max_page_size(),
+            max_stats_range_days: default_max_stats_range_days(),
+            max_histogram_buckets: default_max_histogram_buckets(),
+            max_exports_per_tenant: default_max_exports_per_tenant(),
+            max_streams_per_tenant: default_max_streams_per_tenant(),
+            stream_buffer: default_stream_buffer(),
+            heartbeat_secs: default_heartbeat_secs(),
+            export_page_size: default_export_page_size(),
+            backend_timeout_ms: default_backend_timeout_ms(),
+        }
+    }
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            topic_prefix: default_topic_prefix(),
+            registry_url: default_registry_url(),
+            auth: AuthConfig::default(),
+            cursor_secret: None,
+            limits: QueryLimits::default(),
+            retention_sweep_secs: default_retention_sweep_secs(),
+        }
+    }
+}
+
+fn default_topic_prefix() -> String {
+    "audit.events".into()
+}
+fn default_registry_url() -> String {
+    "http://127.0.0.1:8081/apis/ccompat/v7".into()
+}
+fn default_retention_sweep_secs() -> u64 {
+    3_600
+}
+fn default_page_size() -> usize {
+    100
+}
+fn default_max_page_size() -> usize {
+    1_000
+}
+fn default_max_stats_range_days() -> u32 {
+    400
+}
+fn default_max_histogram_buckets() -> u64 {
+    2_000
+}
+fn default_max_exports_per_tenant() -> usize {
+    2
+}
+fn default_max_streams_per_tenant() -> usize {
+    16
+}
+fn default_stream_buffer() -> usize {
+    256
+}
+fn default_heartbeat_secs() -> u64 {
+    15
+}
+fn default_export_page_size() -> usize {
+    500
+}
+fn default_backend_timeout_ms() -> u64 {
+    15_000
+}
+
+impl QueryConfig {
+    /// The shared topic, `<prefix>.v1`.
+    pub fn topic(&self) -> String {
+        format!("{}.v1", self.topic_prefix)
+    }
+
+    /// A tenant's dedicated topic, `<prefix>.v1.<tenant>`.
+    pub fn dedicated_topic(&self, tenant: &str) -> String {
+        format!("{}.v1.{tenant}", self.topic_prefix)
+    }
+
+    /// [`QueryLimits::backend_timeout_ms`] as a duration.
+    pub fn backend_timeout(&self) -> Duration {
+        Duration::from_millis(self.limits.backend_timeout_ms)
+    }
+
+    /// Every problem of the configuration, or `Ok` when there is none.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut problems = self.auth.problems();
+        if self.topic_prefix.is_empty() {
+            problems.push("topic_prefix must not be empty".to_owned());
+        }
+        let l = &self.limits;
+        for (name, value) in [
+            ("limits.default_page_size", l.default_page_size),
+            ("limits.max_page_size", l.max_page_size),
+            ("limits.max_exports_per_tenant", l.max_exports_per_tenant),
+            ("limits.max_streams_per_tenant", l.max_streams_per_tenant),
+            ("limits.stream_buffer", l.stream_buffer),
+            ("limits.export_page_size", l.export_page_size),
+        ] {
+            if value == 0 {
+                problems.push(format!("{name} must be positive"));
+            }
+        }
+        if l.max_page_size > 1_000 || l.export_page_size > 1_000 {
+            problems.push("limits.max_page_size and limits.export_page_size must be at most 1000".to_owned());
+        }
+        if l.default_page_size > l.max_page_size {
+            problems.push("limits.default_page_size must be at most limits.max_page_size".to_owned());
+        }
+        if l.max_stats_range_days == 0 || l.max_histogram_buckets == 0 || l.heartbeat_secs == 0 || l.backend_timeout_ms == 0 {
+            problems.push("limits.max_stats_range_days, max_histogram_buckets, heartbeat_secs and backend_timeout_ms must be positive".to_owned());
+        }
+        if self.retention_sweep_secs == 0 {
+            problems.push("retention_sweep_secs must be positive".to_owned());
+        }
+        if self.cursor_secret.as_ref().is_some_and(|s| s.expose().len() < 32) {
+            problems.push("cursor_secret must be at least 32 bytes".to_owned());
+        }
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
+    }
+
+    /// Overrides fields from `AUDITLOG_QUERY_*` variables looked up with `var` (the auth
+    /// section as `AUDITLOG_QUERY_AUTH_*`); reports every unparsable value.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        let mut set = |name: &str, apply: &mut dyn FnMut(&str) -> bool| {
+            if let Some(raw) = var(name)
+                && !apply(raw.trim())
+            {
+                problems.push(format!("{name}={raw:?} is not a valid value"));
+            }
+        };
+        set("AUDITLOG_QUERY_TOPIC_PREFIX", &mut |v| assign(&mut self.topic_prefix, v));
+        set("AUDITLOG_QUERY_REGISTRY_URL", &mut |v| assign(&mut self.registry_url, v));
+        set("AUDITLOG_QUERY_CURSOR_SECRET", &mut |v| {
+            self.cursor_secret = Some(Secret::new(v));
+            true
+        });
+        set("AUDITLOG_QUERY_RETENTION_SWEEP_SECS", &mut |v| assign(&mut self.retention_sweep_secs, v));
+        let l = &mut self.limits;
+        set("AUDITLOG_QUERY_LIMITS_DEFAULT_PAGE_SIZE", &mut |v| assign(&mut l.default_page_size, v));
+        set("AUDITLOG_QUERY_LIMITS_MAX_PAGE_SIZE", &mut |v| assign(&mut l.max_page_size, v));
+        set("AUDITLOG_QUERY_LIMITS_MAX_STATS_RANGE_DAYS", &mut |v| assign(&mut l.max_stats_range_days, v));
+        set("AUDITLOG_QUERY_LIMITS_MAX_HISTOGRAM_BUCKETS", &mut |v| assign(&mut l.max_histogram_buckets, v));
+        set("AUDITLOG_QUERY_LIMITS_MAX_EXPORTS_PER_TENANT", &mut |v| assign(&mut l.max_exports_per_tenant, v));
+        set("AUDITLOG_QUERY_LIMITS_MAX_STREAMS_PER_TENANT", &mut |v| assign(&mut l.max_streams_per_tenant, v));
+        set("AUDITLOG_QUERY_LIMITS_STREAM_BUFFER", &mut |v| assign(&mut l.stream_buffer, v));
+        set("AUDITLOG_QUERY_LIMITS_HEARTBEAT_SECS", &mut |v| assign(&mut l.heartbeat_secs, v));
+        set("AUDITLOG_QUERY_LIMITS_EXPORT_PAGE_SIZE", &mut |v| assign(&mut l.export_page_size, v));
+        set("AUDITLOG_QUERY_LIMITS_BACKEND_TIMEOUT_MS", &mut |v| assign(&mut l.backend_timeout_ms, v));
+        problems.extend(self.auth.apply_env("AUDITLOG_QUERY_", &var));
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
+    }
+}
+
+fn assign<T: FromStr>(field: &mut T, raw: &str) -> bool {
+    raw.parse().map(|v| *field = v).is_ok()
+}
+
+/// Reads `path` (JSON) or starts from the defaults, applies `AUDITLOG_QUERY_*` variables from
+/// the process environment, and validates.
+pub fn load(path: Option<&Path>) -> Result<QueryConfig, QueryError> {
+    let mut config = match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| QueryError::Config(vec![format!("{}: {e}", path.display())]))?;
+            serde_json::from_str(&text).map_err(|e| QueryError::Config(vec![format!("{}: {e}", path.display())]))?
+        }
+        None => QueryConfig::default(),
+    };
+    let mut problems = config.apply_env(|name| std::env::var(name).ok()).err().unwrap_or_default();
+    problems.extend(config.validate().err().unwrap_or_default());
+    if problems.is_empty() { Ok(config) } else { Err(QueryError::Config(problems)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_validates() {
+        let config: QueryConfig = serde_json::from_str(include_str!("../query-api.example.json")).expect("example parses");
+        config.validate().expect("example is valid");
+        assert_eq!(config.topic(), "audit.events.v1");
+        assert!(!format!("{config:?}").contains("change-me"), "secrets are redacted");
+    }
+
+    #[test]
+    fn env_overrides_and_every_problem_is_reported() {
+        let vars = |name: &str| match name {
+            "AUDITLOG_QUERY_LIMITS_MAX_PAGE_SIZE" => Some("50".to_owned()),
+            "AUDITLOG_QUERY_LIMITS_STREAM_BUFFER" => Some("lots".to_owned()),
+            "AUDITLOG_QUERY_AUTH_HS256_SECRET" => Some("x".repeat(40)),
+            _ => None,
+        };
+        let mut config = QueryConfig::default();
+        assert_eq!(config.apply_env(vars).expect_err("one bad value").len(), 1);
+        assert_eq!(config.limits.max_page_size, 50);
+        assert!(config.auth.hs256_secret().is_some());
+        config.limits.export_page_size = 0;
+        config.limits.default_page_size = 100;
+        assert_eq!(config.validate().expect_err("two problems").len(), 2);
+    }
+}

@@ -1,0 +1,86 @@
+//! Which read model serves a filter, and reading one page from it.
+//!
+//! The event store (ScyllaDB) serves time ranges and reads keyed by actor or by target
+//! (type and id together), with any other filter applied to that key's rows; the search
+//! index (OpenSearch) serves `q` and the combinations the store would have to scan a whole
+//! time range for (action, outcome, severity, a lone target type or id). The store is also
+//! read-your-writes, whereas the index becomes visible after its refresh interval.
+
+use auditlog_schemas::AuditEvent;
+use auditlog_seams::{ActionFilter, EventFilter, Page, PageRequest};
+
+use crate::cursor::Backend;
+use crate::error::QueryError;
+use crate::state::QueryState;
+
+/// The read model for `filter`.
+pub fn choose(filter: &EventFilter) -> Backend {
+    if filter.text.is_some() {
+        return Backend::Search;
+    }
+    let keyed = filter.actor_id.is_some() || (filter.target_type.is_some() && filter.target_id.is_some());
+    let residual = filter.action.is_some()
+        || filter.outcome.is_some()
+        || filter.severity.is_some()
+        || filter.target_type.is_some() != filter.target_id.is_some();
+    if keyed || !residual { Backend::Store } else { Backend::Search }
+}
+
+/// One page from `backend`, within the backend time budget.
+pub async fn page(state: &QueryState, backend: Backend, filter: &EventFilter, request: &PageRequest) -> Result<Page, QueryError> {
+    let budget = state.config().backend_timeout();
+    let backends = state.backends();
+    let started = std::time::Instant::now();
+    let answer = match backend {
+        Backend::Store => tokio::time::timeout(budget, backends.store.list(filter, request)).await.map(|r| r.map_err(QueryError::from)),
+        Backend::Search => tokio::time::timeout(budget, backends.index.search(filter, request)).await.map(|r| r.map_err(QueryError::from)),
+    };
+    crate::metrics::backend_read(backend, started.elapsed());
+    answer.map_err(|_| QueryError::Unavailable(format!("{backend:?} read timed out")))?
+}
+
+/// Whether `event` passes `filter` (live tail; the read models apply filters themselves).
+/// `q` matches case-insensitively as a substring of the action, actor id and name, and
+/// description — close to, not the same as, the index's full-text analysis.
+pub fn matches(event: &AuditEvent, filter: &EventFilter) -> bool {
+    event.tenant_id == filter.tenant_id
+        && filter.from.is_none_or(|f| event.occurred_at >= f)
+        && filter.to.is_none_or(|t| event.occurred_at < t)
+        && filter.actor_id.as_ref().is_none_or(|a| &event.actor.id == a)
+        && filter.outcome.is_none_or(|o| event.outcome == o)
+        && filter.severity.is_none_or(|s| event.severity == s)
+        && filter.target_type.as_ref().is_none_or(|t| event.targets.iter().any(|x| &x.kind == t))
+        && filter.target_id.as_ref().is_none_or(|t| event.targets.iter().any(|x| &x.id == t))
+        && match &filter.action {
+            None => true,
+            Some(ActionFilter::Exact(a)) => &event.action == a,
+            Some(ActionFilter::Prefix(p)) => event.action.starts_with(p.as_str()),
+        }
+        && filter.text.as_ref().is_none_or(|q| text_matches(event, q))
+}
+
+fn text_matches(event: &AuditEvent, query: &str) -> bool {
+    let haystack = [Some(event.action.as_str()), Some(event.actor.id.as_str()), event.actor.name.as_deref(), event.description.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    query.split_whitespace().all(|word| haystack.contains(&word.to_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use auditlog_schemas::Outcome;
+
+    #[test]
+    fn keyed_reads_go_to_the_store_and_scans_to_the_index() {
+        let base = EventFilter { tenant_id: "t".into(), ..EventFilter::default() };
+        assert_eq!(choose(&base), Backend::Store);
+        assert_eq!(choose(&EventFilter { actor_id: Some("a".into()), outcome: Some(Outcome::Failure), ..base.clone() }), Backend::Store);
+        assert_eq!(choose(&EventFilter { outcome: Some(Outcome::Failure), ..base.clone() }), Backend::Search);
+        assert_eq!(choose(&EventFilter { target_type: Some("doc".into()), ..base.clone() }), Backend::Search);
+        assert_eq!(choose(&EventFilter { actor_id: Some("a".into()), text: Some("x".into()), ..base }), Backend::Search);
+    }
+}

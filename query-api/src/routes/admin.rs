@@ -1,0 +1,195 @@
+//! Administration on the shared tenant registry (the gateway's), each change recorded as an
+//! audit event of tenant `system`: tenants (`platform_admin`) and a tenant's API keys (its
+//! `tenant_admin`, or a platform admin).
+
+use auditlog_tenant_registry::{ApiKeyRecord, IssuedKey, Role, TenantPatch, TenantSettings};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::audit::{self, AdminAction};
+use crate::auth::Caller;
+use crate::error::{FieldProblem, QueryError};
+use crate::state::QueryState;
+
+/// Partitions of a dedicated topic created when a tenant is pinned to one.
+const DEDICATED_PARTITIONS: i32 = 6;
+
+/// `POST /v1/tenants` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    /// `[a-z0-9][a-z0-9_-]{0,62}`, not `system` or `dlq`.
+    pub id: String,
+    /// Display name; the id when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Days events are served and kept (default 365).
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+    /// Events per second the tenant may ingest (gateway default when absent).
+    #[serde(default)]
+    pub rate_limit_per_sec: Option<u32>,
+    /// Whether the tenant's events go to `<prefix>.v1.<tenant>`.
+    #[serde(default)]
+    pub dedicated_topic: bool,
+}
+
+/// `POST /v1/tenants/{id}/api-keys` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    /// Human label.
+    pub name: String,
+    /// Roles of the key: `tenant_admin`, `writer`, `reader`.
+    pub roles: Vec<String>,
+}
+
+/// Tenants list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantList {
+    /// Every tenant, by id.
+    #[schema(value_type = Vec<Object>)]
+    pub tenants: Vec<TenantSettings>,
+}
+
+/// A tenant's keys (never their secrets).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyList {
+    /// Keys, revoked ones included, oldest first.
+    #[schema(value_type = Vec<Object>)]
+    pub api_keys: Vec<ApiKeyRecord>,
+}
+
+fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, QueryError> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| QueryError::MalformedJson(e.to_string()))?;
+    serde_json::from_value(value).map_err(|e| {
+        let message = e.to_string();
+        let field = message.split('`').nth(1).filter(|_| message.contains("field")).unwrap_or("body").to_owned();
+        QueryError::Validation(vec![FieldProblem { field, message }])
+    })
+}
+
+async fn dedicate(state: &QueryState, tenant: &str) -> Result<(), QueryError> {
+    state.backends().log.ensure_topic(&state.config().dedicated_topic(tenant), DEDICATED_PARTITIONS).await?;
+    Ok(())
+}
+
+/// Records `action`; the change is already applied, so a failure to record is a 503 telling
+/// the client to check and retry, and is logged loudly.
+async fn recorded(state: &QueryState, name: &'static str, action: AdminAction<'_>) -> Result<(), QueryError> {
+    let result = audit::record(state, action).await;
+    crate::metrics::admin_action(name, result.is_ok());
+    if let Err(err) = &result {
+        tracing::error!(action = name, error = %err, "admin action applied but not recorded in the audit trail");
+    }
+    result
+}
+
+/// `POST /v1/tenants`.
+#[utoipa::path(post, path = "/v1/tenants", tag = "admin", request_body = NewTenant,
+    responses((status = 201, body = Object), (status = 403), (status = 409), (status = 422)), security(("bearer" = [])))]
+pub async fn create_tenant(State(state): State<QueryState>, caller: Caller, body: Bytes) -> Result<Response, QueryError> {
+    caller.require_platform_admin()?;
+    let new: NewTenant = parse_body(&body)?;
+    let mut settings = TenantSettings::new(new.id);
+    if let Some(name) = new.name {
+        settings.name = name;
+    }
+    if let Some(days) = new.retention_days {
+        settings.retention_days = days;
+    }
+    settings.rate_limit_per_sec = new.rate_limit_per_sec;
+    settings.dedicated_topic = new.dedicated_topic;
+    settings.validate()?;
+    if state.backends().tenants.tenant(&settings.id).is_some() {
+        return Err(QueryError::Conflict(format!("tenant {} already exists", settings.id)));
+    }
+    if settings.dedicated_topic {
+        dedicate(&state, &settings.id).await?;
+    }
+    let created = state.backends().tenants.create_tenant(settings).await?;
+    let metadata = serde_json::to_value(&created).unwrap_or_default();
+    recorded(&state, "tenant.create", AdminAction { action: "tenant.create", actor: &caller.0, targets: vec![("tenant", created.id.clone())], metadata }).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+/// `GET /v1/tenants`.
+#[utoipa::path(get, path = "/v1/tenants", tag = "admin", responses((status = 200, body = TenantList), (status = 403)), security(("bearer" = [])))]
+pub async fn list_tenants(State(state): State<QueryState>, caller: Caller) -> Result<Json<TenantList>, QueryError> {
+    caller.require_platform_admin()?;
+    Ok(Json(TenantList { tenants: state.backends().tenants.list_tenants() }))
+}
+
+/// `GET /v1/tenants/{id}`.
+#[utoipa::path(get, path = "/v1/tenants/{id}", tag = "admin", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 403), (status = 404)), security(("bearer" = [])))]
+pub async fn get_tenant(State(state): State<QueryState>, caller: Caller, Path(id): Path<String>) -> Result<Json<TenantSettings>, QueryError> {
+    caller.require_platform_admin()?;
+    state.backends().tenants.tenant(&id).map(Json).ok_or(QueryError::NotFound)
+}
+
+/// `PATCH /v1/tenants/{id}`.
+#[utoipa::path(patch, path = "/v1/tenants/{id}", tag = "admin", params(("id" = String, Path)), request_body = Object,
+    responses((status = 200, body = Object), (status = 403), (status = 404), (status = 422)), security(("bearer" = [])))]
+pub async fn update_tenant(State(state): State<QueryState>, caller: Caller, Path(id): Path<String>, body: Bytes) -> Result<Json<TenantSettings>, QueryError> {
+    caller.require_platform_admin()?;
+    let patch: TenantPatch = parse_body(&body)?;
+    let current = state.backends().tenants.tenant(&id).ok_or(QueryError::NotFound)?;
+    patch.clone().apply(current).validate()?;
+    if patch.dedicated_topic == Some(true) {
+        dedicate(&state, &id).await?;
+    }
+    let updated = state.backends().tenants.update_tenant(&id, patch.clone()).await?;
+    let metadata = json!({"patch": patch, "settings": updated});
+    recorded(&state, "tenant.update", AdminAction { action: "tenant.update", actor: &caller.0, targets: vec![("tenant", id)], metadata }).await?;
+    Ok(Json(updated))
+}
+
+/// `POST /v1/tenants/{id}/api-keys`: 201 `{key_id, key}`, the secret shown this once.
+#[utoipa::path(post, path = "/v1/tenants/{id}/api-keys", tag = "admin", params(("id" = String, Path)), request_body = NewApiKey,
+    responses((status = 201, description = "`{key_id, key}`"), (status = 403), (status = 404), (status = 422)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn create_api_key(State(state): State<QueryState>, caller: Caller, Path(id): Path<String>, body: Bytes) -> Result<Response, QueryError> {
+    caller.require_tenant_admin(&id)?;
+    let new: NewApiKey = parse_body(&body)?;
+    let roles = new
+        .roles
+        .iter()
+        .map(|r| Role::parse(r).ok_or_else(|| QueryError::Validation(vec![FieldProblem { field: "roles".into(), message: format!("unknown role {r:?}") }])))
+        .collect::<Result<Vec<_>, _>>()?;
+    auditlog_tenant_registry::validate::api_key_request(&new.name, &roles)?;
+    if state.backends().tenants.tenant(&id).is_none() {
+        return Err(QueryError::NotFound);
+    }
+    let issued: IssuedKey = state.backends().tenants.create_api_key(&id, &new.name, roles.clone()).await?;
+    let metadata = json!({"key_id": issued.key_id, "name": new.name, "roles": roles});
+    let targets = vec![("tenant", id), ("api_key", issued.key_id.clone())];
+    recorded(&state, "api_key.create", AdminAction { action: "api_key.create", actor: &caller.0, targets, metadata }).await?;
+    Ok((StatusCode::CREATED, Json(json!({"key_id": issued.key_id, "key": issued.key}))).into_response())
+}
+
+/// `GET /v1/tenants/{id}/api-keys`.
+#[utoipa::path(get, path = "/v1/tenants/{id}/api-keys", tag = "admin", params(("id" = String, Path)),
+    responses((status = 200, body = ApiKeyList), (status = 403), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn list_api_keys(State(state): State<QueryState>, caller: Caller, Path(id): Path<String>) -> Result<Json<ApiKeyList>, QueryError> {
+    caller.require_tenant_admin(&id)?;
+    Ok(Json(ApiKeyList { api_keys: state.backends().tenants.list_api_keys(&id)? }))
+}
+
+/// `DELETE /v1/tenants/{id}/api-keys/{key_id}`: 204; the key stops authenticating.
+#[utoipa::path(delete, path = "/v1/tenants/{id}/api-keys/{key_id}", tag = "admin", params(("id" = String, Path), ("key_id" = String, Path)),
+    responses((status = 204), (status = 403), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn revoke_api_key(State(state): State<QueryState>, caller: Caller, Path((id, key_id)): Path<(String, String)>) -> Result<StatusCode, QueryError> {
+    caller.require_tenant_admin(&id)?;
+    let record = state.backends().tenants.revoke_api_key(&id, &key_id).await?;
+    let metadata = json!({"key_id": record.key_id, "name": record.name});
+    let targets = vec![("tenant", id), ("api_key", key_id)];
+    recorded(&state, "api_key.revoke", AdminAction { action: "api_key.revoke", actor: &caller.0, targets, metadata }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

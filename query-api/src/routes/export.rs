@@ -1,0 +1,225 @@
+//! `GET /v1/events/export?format=csv|ndjson|json`: every event matching the list filters,
+//! streamed page by page (newest first) so memory stays bounded by one page whatever the
+//! size. CSV has a fixed column order ([`CSV_COLUMNS`]) and `csv`-crate quoting; nested
+//! values (targets, metadata) are JSON text in their cell.
+
+use auditlog_schemas::AuditEvent;
+use auditlog_seams::{EventFilter, PageRequest, StoredEvent};
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::auth::Reader;
+use crate::cursor::Backend;
+use crate::error::QueryError;
+use crate::params::{FILTER_PARAMS, Params};
+use crate::slots::Slot;
+use crate::state::QueryState;
+use crate::{reads, retention};
+
+/// CSV columns, in order; the header row names them.
+pub const CSV_COLUMNS: [&str; 22] = [
+    "id", "tenant_id", "occurred_at", "received_at", "action", "actor_id", "actor_type", "actor_name", "actor_email",
+    "targets", "outcome", "severity", "source_service", "source_version", "source_host", "context_ip",
+    "context_user_agent", "context_request_id", "context_trace_id", "context_location", "description", "metadata",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Csv,
+    Ndjson,
+    Json,
+}
+
+impl Format {
+    fn parse(raw: Option<&str>) -> Result<Self, QueryError> {
+        match raw.unwrap_or("ndjson") {
+            "csv" => Ok(Self::Csv),
+            "ndjson" => Ok(Self::Ndjson),
+            "json" => Ok(Self::Json),
+            _ => Err(QueryError::param("format", "must be one of csv, ndjson, json")),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Ndjson => "ndjson",
+            Self::Json => "json",
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::Ndjson => "application/x-ndjson",
+            Self::Json => "application/json",
+        }
+    }
+}
+
+/// Where an export is: what it reads next, and the slot it holds until the body ends.
+struct Export {
+    state: QueryState,
+    backend: Backend,
+    filter: EventFilter,
+    format: Format,
+    /// The next page's backend cursor; `None` once the last page was written.
+    after: Option<String>,
+    /// Whether the CSV header or the JSON `[` was written.
+    started: bool,
+    /// Events written so far (JSON separators).
+    rows: u64,
+    done: bool,
+    /// Held for the whole body; frees the tenant's export slot when the body is dropped.
+    _slot: Slot,
+}
+
+/// `GET /v1/events/export`.
+#[utoipa::path(get, path = "/v1/events/export", tag = "events",
+    params(("format" = Option<String>, Query, description = "csv, ndjson (default) or json"),
+        ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("actor_id" = Option<String>, Query), ("action" = Option<String>, Query),
+        ("target_type" = Option<String>, Query), ("target_id" = Option<String>, Query), ("outcome" = Option<String>, Query),
+        ("severity" = Option<String>, Query), ("q" = Option<String>, Query)),
+    responses((status = 200, description = "the events, streamed"), (status = 400), (status = 401), (status = 403),
+        (status = 429, description = "the tenant's concurrent exports are at the cap"), (status = 503)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn export(State(state): State<QueryState>, reader: Reader, RawQuery(raw): RawQuery) -> Result<Response, QueryError> {
+    let params = Params::parse(raw.as_deref(), &[FILTER_PARAMS, &["format"]])?;
+    let format = Format::parse(params.get("format"))?;
+    let mut filter = params.filter(&reader.tenant_id)?;
+    let slot = state.exports().try_acquire(&reader.tenant_id).ok_or(QueryError::TooManyConcurrent("exports"))?;
+    retention::bound(&state, &mut filter);
+    let backend = reads::choose(&filter);
+    let mut export = Export { state, backend, filter, format, after: None, started: false, rows: 0, done: false, _slot: slot };
+    // The first page is read before answering, so an unavailable backend is a 503, not a
+    // truncated 200.
+    let head = export.next_chunk().await?;
+    let rest = futures::stream::unfold(export, |mut export| async move {
+        if export.done {
+            return None;
+        }
+        match export.next_chunk().await {
+            Ok(chunk) => Some((Ok::<Bytes, std::io::Error>(chunk), export)),
+            Err(err) => {
+                tracing::warn!(error = %err, "export aborted mid-stream");
+                export.done = true;
+                Some((Err(std::io::Error::other("export aborted: a backend failed")), export))
+            }
+        }
+    });
+    let body = Body::from_stream(futures::StreamExt::chain(futures::stream::once(async { Ok::<_, std::io::Error>(head) }), rest));
+    let stamp = OffsetDateTime::now_utc().unix_timestamp();
+    let filename = format!("attachment; filename=\"auditlog-{}-{stamp}.{}\"", reader.tenant_id, format.name());
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(value) = HeaderValue::from_str(&filename) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+impl Export {
+    /// The next piece of the body: one page of events, with the header or closing bracket
+    /// where the format needs them.
+    async fn next_chunk(&mut self) -> Result<Bytes, QueryError> {
+        let limit = self.state.config().limits.export_page_size;
+        let request = PageRequest { limit, after: self.after.take() };
+        let page = reads::page(&self.state, self.backend, &self.filter, &request).await?;
+        let mut out = Vec::with_capacity(page.events.len() * 512);
+        if !self.started {
+            match self.format {
+                Format::Json => out.push(b'['),
+                Format::Csv => write_csv_header(&mut out)?,
+                Format::Ndjson => {}
+            }
+            self.started = true;
+        }
+        write_events(&mut out, self.format, &page.events, self.rows == 0)?;
+        self.rows += page.events.len() as u64;
+        crate::metrics::export_rows(self.format.name(), page.events.len());
+        self.after = page.next;
+        if self.after.is_none() {
+            self.done = true;
+            if self.format == Format::Json {
+                out.push(b']');
+            }
+        }
+        Ok(Bytes::from(out))
+    }
+}
+
+fn internal(err: &dyn std::fmt::Display) -> QueryError {
+    QueryError::Internal(format!("serializing an export: {err}"))
+}
+
+fn write_csv_header(out: &mut Vec<u8>) -> Result<(), QueryError> {
+    let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(out);
+    writer.write_record(CSV_COLUMNS).map_err(|e| internal(&e))?;
+    writer.flush().map_err(|e| internal(&e))
+}
+
+/// Appends `events` in `format`; `first` says whether no event was written before (no
+/// leading comma in JSON).
+fn write_events(out: &mut Vec<u8>, format: Format, events: &[StoredEvent], first: bool) -> Result<(), QueryError> {
+    match format {
+        Format::Csv => {
+            let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(out);
+            for stored in events {
+                writer.write_record(csv_row(&stored.event)).map_err(|e| internal(&e))?;
+            }
+            writer.flush().map_err(|e| internal(&e))?;
+        }
+        Format::Ndjson => {
+            for stored in events {
+                serde_json::to_writer(&mut *out, &stored.event).map_err(|e| internal(&e))?;
+                out.push(b'\n');
+            }
+        }
+        Format::Json => {
+            for (i, stored) in events.iter().enumerate() {
+                if !(first && i == 0) {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, &stored.event).map_err(|e| internal(&e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn csv_row(event: &AuditEvent) -> [String; 22] {
+    let time = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+    let opt = |v: Option<&String>| v.cloned().unwrap_or_default();
+    let source = event.source.as_ref();
+    let context = event.context.as_ref();
+    [
+        event.id.clone(),
+        event.tenant_id.clone(),
+        time(event.occurred_at),
+        time(event.received_at),
+        event.action.clone(),
+        event.actor.id.clone(),
+        event.actor.kind.as_str().to_owned(),
+        opt(event.actor.name.as_ref()),
+        opt(event.actor.email.as_ref()),
+        serde_json::to_string(&event.targets).unwrap_or_default(),
+        event.outcome.as_str().to_owned(),
+        event.severity.as_str().to_owned(),
+        opt(source.and_then(|s| s.service.as_ref())),
+        opt(source.and_then(|s| s.version.as_ref())),
+        opt(source.and_then(|s| s.host.as_ref())),
+        opt(context.and_then(|c| c.ip.as_ref())),
+        opt(context.and_then(|c| c.user_agent.as_ref())),
+        opt(context.and_then(|c| c.request_id.as_ref())),
+        opt(context.and_then(|c| c.trace_id.as_ref())),
+        opt(context.and_then(|c| c.location.as_ref())),
+        opt(event.description.as_ref()),
+        event.metadata.as_ref().map(|m| serde_json::to_string(m).unwrap_or_default()).unwrap_or_default(),
+    ]
+}

@@ -1,0 +1,212 @@
+//! `GET /v1/events/stream`: the live tail, over WebSocket or, with `Accept:
+//! text/event-stream`, as Server-Sent Events, with the list filters.
+//!
+//! WebSocket text frames: `{"type":"event","event":{...}}`, `{"type":"skipped","count":n}`,
+//! `{"type":"heartbeat"}`. SSE: `event: audit` with `id:` the event id, `event: skipped`
+//! with `{"count":n}`, `event: heartbeat` every heartbeat interval; `Last-Event-ID` replays
+//! the events after that one from the event store before going live.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use auditlog_schemas::AuditEvent;
+use auditlog_seams::{EventFilter, PageRequest};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, RawQuery, Request, State};
+use axum::http::{HeaderMap, header};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use serde_json::json;
+
+use crate::auth::Reader;
+use crate::error::QueryError;
+use crate::live::Subscription;
+use crate::params::{FILTER_PARAMS, Params};
+use crate::slots::Slot;
+use crate::state::QueryState;
+use crate::{reads, retention};
+
+/// Most events replayed after a `Last-Event-ID`; older ones are reported as skipped.
+pub const REPLAY_MAX: usize = 1_000;
+/// Most pages read while replaying.
+const REPLAY_MAX_PAGES: usize = 20;
+
+/// `GET /v1/events/stream`.
+#[utoipa::path(get, path = "/v1/events/stream", tag = "events",
+    params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("actor_id" = Option<String>, Query),
+        ("action" = Option<String>, Query), ("target_type" = Option<String>, Query), ("target_id" = Option<String>, Query),
+        ("outcome" = Option<String>, Query), ("severity" = Option<String>, Query), ("q" = Option<String>, Query),
+        ("Last-Event-ID" = Option<String>, Header, description = "SSE: resume after this event")),
+    responses((status = 101, description = "WebSocket"), (status = 200, description = "text/event-stream"), (status = 400), (status = 401),
+        (status = 403), (status = 406, description = "neither WebSocket nor text/event-stream"), (status = 429, description = "the tenant's live tails are at the cap"), (status = 503)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn stream(State(state): State<QueryState>, reader: Reader, RawQuery(raw): RawQuery, request: Request) -> Result<Response, QueryError> {
+    let params = Params::parse(raw.as_deref(), &[FILTER_PARAMS])?;
+    let filter = params.filter(&reader.tenant_id)?;
+    let (mut parts, _body) = request.into_parts();
+    let websocket = is_websocket(&parts.headers);
+    if !websocket && !wants_sse(&parts.headers) {
+        return Err(QueryError::NotAcceptable);
+    }
+    let slot = state.streams().try_acquire(&reader.tenant_id).ok_or(QueryError::TooManyConcurrent("live tails"))?;
+    state.live().ensure_started().await?;
+    let heartbeat = Duration::from_secs(state.config().limits.heartbeat_secs);
+    if websocket {
+        let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state)
+            .await
+            .map_err(|_| QueryError::param("upgrade", "is not a valid WebSocket upgrade request"))?;
+        let subscription = state.live().subscribe(filter);
+        return Ok(upgrade.on_upgrade(move |socket: WebSocket| async move {
+            let (sink, stream) = socket.split();
+            feed_websocket(sink, stream, subscription, heartbeat, slot).await;
+        }));
+    }
+    let last_id = parts.headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let subscription = state.live().subscribe(filter.clone());
+    let (skipped, replay) = match last_id {
+        Some(id) => replay_after(&state, filter, &id).await?,
+        None => (0, Vec::new()),
+    };
+    Ok(sse(subscription, skipped, replay, heartbeat, slot).into_response())
+}
+
+fn is_websocket(headers: &HeaderMap) -> bool {
+    headers.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+fn wants_sse(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|v| v.to_ascii_lowercase().contains("text/event-stream"))
+}
+
+/// Events after `last_id` (oldest first, at most [`REPLAY_MAX`]) and how many older ones
+/// were left out. An unknown id replays nothing.
+async fn replay_after(state: &QueryState, mut filter: EventFilter, last_id: &str) -> Result<(u64, Vec<Arc<AuditEvent>>), QueryError> {
+    let Some(last) = state.backends().store.get(&filter.tenant_id, last_id).await? else {
+        return Ok((0, Vec::new()));
+    };
+    let last = last.event;
+    if filter.from.is_none_or(|f| f < last.occurred_at) {
+        filter.from = Some(last.occurred_at);
+    }
+    retention::bound(state, &mut filter);
+    let backend = reads::choose(&filter);
+    let mut newest_first = Vec::new();
+    let mut skipped = 0u64;
+    let mut after = None;
+    for _ in 0..REPLAY_MAX_PAGES {
+        let page = reads::page(state, backend, &filter, &PageRequest { limit: 500, after }).await?;
+        for stored in page.events {
+            let e = stored.event;
+            if (e.occurred_at, e.id.as_str()) <= (last.occurred_at, last.id.as_str()) {
+                continue;
+            }
+            if newest_first.len() < REPLAY_MAX { newest_first.push(Arc::new(e)) } else { skipped += 1 }
+        }
+        after = page.next;
+        if after.is_none() {
+            break;
+        }
+    }
+    newest_first.reverse();
+    Ok((skipped, newest_first))
+}
+
+fn event_frame(event: &AuditEvent) -> String {
+    json!({"type": "event", "event": event}).to_string()
+}
+
+/// Feeds one WebSocket: events, `skipped` notices and heartbeats, until the client leaves.
+/// Generic over the socket halves, so it runs on any `Sink`/`Stream` pair.
+pub async fn feed_websocket<W, R>(mut sink: W, mut incoming: R, mut subscription: Subscription, heartbeat: Duration, _slot: Slot)
+where
+    W: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let mut beats = tokio::time::interval(heartbeat);
+    beats.tick().await;
+    loop {
+        let frame = tokio::select! {
+            event = subscription.next() => match event {
+                Some(event) => event_frame(&event),
+                None => break,
+            },
+            _ = beats.tick() => json!({"type": "heartbeat"}).to_string(),
+            message = incoming.next() => match message {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => continue,
+            },
+        };
+        let skipped = subscription.take_skipped();
+        if skipped > 0 && sink.send(Message::Text(json!({"type": "skipped", "count": skipped}).to_string().into())).await.is_err() {
+            break;
+        }
+        if sink.send(Message::Text(frame.into())).await.is_err() {
+            break;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// Where an SSE feed is.
+struct SseFeed {
+    subscription: Subscription,
+    replay: VecDeque<Arc<AuditEvent>>,
+    /// Ids replayed, so the live feed does not repeat them.
+    replayed: HashSet<String>,
+    pending_skipped: u64,
+    beats: tokio::time::Interval,
+    /// Held for the whole stream; frees the tenant's slot when the client leaves.
+    _slot: Slot,
+}
+
+fn sse(subscription: Subscription, skipped: u64, replay: Vec<Arc<AuditEvent>>, heartbeat: Duration, slot: Slot) -> Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let mut beats = tokio::time::interval(heartbeat);
+    beats.reset();
+    let feed = SseFeed {
+        subscription,
+        replayed: replay.iter().map(|e| e.id.clone()).collect(),
+        replay: replay.into(),
+        pending_skipped: skipped,
+        beats,
+        _slot: slot,
+    };
+    let events = futures::stream::unfold(feed, |mut feed| async move {
+        let event = feed.next_event().await?;
+        Some((Ok(event), feed))
+    });
+    Sse::new(events)
+}
+
+impl SseFeed {
+    async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            let skipped = self.pending_skipped + self.subscription.take_skipped();
+            self.pending_skipped = 0;
+            if skipped > 0 {
+                return Some(Event::default().event("skipped").data(json!({"count": skipped}).to_string()));
+            }
+            if let Some(event) = self.replay.pop_front() {
+                return Some(audit_event(&event));
+            }
+            tokio::select! {
+                event = self.subscription.next() => {
+                    let event = event?;
+                    if self.replayed.remove(&event.id) {
+                        continue;
+                    }
+                    return Some(audit_event(&event));
+                }
+                _ = self.beats.tick() => return Some(Event::default().event("heartbeat").data("{}")),
+            }
+        }
+    }
+}
+
+fn audit_event(event: &AuditEvent) -> Event {
+    let sse = Event::default().event("audit").data(serde_json::to_string(event).unwrap_or_default());
+    // `id:` cannot carry line breaks or NUL (the SSE framing would break); ids never do after
+    // validation, and an id that did would go without `id:` rather than corrupt the stream.
+    if event.id.contains(['\n', '\r', '\0']) { sse } else { sse.id(event.id.clone()) }
+}

@@ -1,0 +1,90 @@
+//! The router (routes, tracing with request ids, metrics) and [`run`], which serves it with
+//! the live tail and the retention sweeper until the injected shutdown future resolves.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::HeaderName;
+use axum::middleware;
+use axum::routing::get;
+use tokio::sync::watch;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::QueryError;
+use crate::ops::{self, ApiDoc};
+use crate::routes::{admin, events, export, stats, stream};
+use crate::state::QueryState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The query API over `state`, ready for `axum::serve` or `oneshot`.
+pub fn router(state: QueryState) -> Router {
+    let api = Router::new()
+        .route("/v1/events", get(events::list))
+        .route("/v1/events/export", get(export::export))
+        .route("/v1/events/stream", get(stream::stream))
+        .route("/v1/events/{id}", get(events::get))
+        .route("/v1/stats", get(stats::stats))
+        .route("/v1/tenants", get(admin::list_tenants).post(admin::create_tenant))
+        .route("/v1/tenants/{id}", get(admin::get_tenant).patch(admin::update_tenant))
+        .route("/v1/tenants/{id}/api-keys", get(admin::list_api_keys).post(admin::create_api_key))
+        .route("/v1/tenants/{id}/api-keys/{key_id}", axum::routing::delete(admin::revoke_api_key));
+    let ops = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics));
+    Router::new()
+        .merge(api)
+        .merge(ops)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(middleware::from_fn(crate::metrics::track))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                    let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+                }))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+        )
+        .with_state(state)
+}
+
+/// Serves the query API on `listener` until `shutdown` resolves: opens the live tail and runs
+/// the retention sweeper every `retention_sweep_secs`; on shutdown stops accepting, ends the
+/// live tails (their clients see the stream close) and lets other requests finish.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: QueryState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), QueryError> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, topic = %state.config().topic(), "query API listening");
+    if let Err(err) = state.live().ensure_started().await {
+        tracing::warn!(error = %err, "live tail not open yet; the first subscriber retries");
+    }
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let every = Duration::from_secs(state.config().retention_sweep_secs);
+    let sweeper = tokio::spawn(crate::retention::sweeper(state.clone(), every, async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    }));
+    let live = state.live().clone();
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("query API draining: closing live tails");
+            live.stop().await;
+        })
+        .await;
+    let _ = stop_tx.send(true);
+    let _ = sweeper.await;
+    served.map_err(QueryError::from)
+}
