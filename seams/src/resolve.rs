@@ -1,22 +1,163 @@
 //! Picks a seam implementation from a URI, so services and tools are configured with one
-//! string per backend (`kafka://127.0.0.1:9092`).
+//! string per backend:
+//!
+//! | seam | distributed | embedded |
+//! |---|---|---|
+//! | [`event_log`] | `kafka://host:port[,host:port...]` | `file:///path/to/log` |
+//! | [`event_store`] | `scylla://host:port[,host:port...][/keyspace]` | `file:///path/to/store` |
+//! | [`search_index`] | `opensearch://host:port[/alias]`, `http(s)://host:port` | `file:///path/to/index` |
+//!
+//! [`embedded`] opens all three embedded backends under one data directory.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::event_log::embedded::{FileEventLog, FileLogConfig, files};
 use crate::event_log::kafka::{KafkaConfig, KafkaEventLog};
-use crate::{EventLog, LogError};
+use crate::event_store::embedded::FjallEventStore;
+use crate::event_store::scylla::{ScyllaConfig, ScyllaEventStore};
+use crate::search_index::embedded::TantivySearchIndex;
+use crate::search_index::opensearch::{OpenSearchConfig, OpenSearchIndex};
+use crate::{EventLog, EventStore, IndexError, LogError, SearchIndex, StoreError};
+
+/// Keyspace of a `scylla://` URI without one.
+pub const DEFAULT_KEYSPACE: &str = "auditlog";
+/// Alias (and index prefix) of an OpenSearch URI without one.
+pub const DEFAULT_INDEX_ALIAS: &str = "auditlog-events";
+
+/// The path of a `file://` URI: `file:///abs/path` or `file://relative/path`.
+fn file_path(rest: &str) -> Option<PathBuf> {
+    (!rest.is_empty()).then(|| PathBuf::from(rest))
+}
+
+fn scheme_error(seam: &str, uri: &str, example: &str) -> String {
+    match uri.split_once("://") {
+        Some((scheme, _)) => format!("unsupported {seam} scheme {scheme:?} in {uri:?}, e.g. {example}"),
+        None => format!("{seam} uri {uri:?} has no scheme, e.g. {example}"),
+    }
+}
 
 /// Opens the event log named by `uri`.
 ///
-/// - `kafka://host:port[,host:port...]`: a Kafka cluster.
+/// - `kafka://host:port[,host:port...]`: a Kafka cluster (connects lazily);
+/// - `file:///path`: the file event log in that directory (opened and recovered now).
 pub fn event_log(uri: &str) -> Result<Arc<dyn EventLog>, LogError> {
     match uri.split_once("://") {
         Some(("kafka", servers)) if !servers.is_empty() => {
             Ok(Arc::new(KafkaEventLog::new(KafkaConfig::new(servers.trim_end_matches('/')))?))
         }
-        Some((scheme, _)) => Err(LogError::Config(format!("unsupported event log scheme {scheme:?} in {uri:?}"))),
-        None => Err(LogError::Config(format!("event log uri {uri:?} has no scheme, e.g. kafka://127.0.0.1:9092"))),
+        Some(("file", rest)) => match file_path(rest) {
+            Some(dir) => Ok(Arc::new(FileEventLog::open(FileLogConfig::new(dir))?)),
+            None => Err(LogError::Config(format!("event log uri {uri:?} names no directory"))),
+        },
+        _ => Err(LogError::Config(scheme_error("event log", uri, "kafka://127.0.0.1:9092 or file:///var/lib/auditlog/log"))),
     }
+}
+
+/// Opens the event store named by `uri`.
+///
+/// - `scylla://host:port[,host:port...][/keyspace]` (keyspace default [`DEFAULT_KEYSPACE`]);
+/// - `file:///path`: the fjall store in that directory.
+pub async fn event_store(uri: &str) -> Result<Arc<dyn EventStore>, StoreError> {
+    match uri.split_once("://") {
+        Some(("scylla", rest)) => {
+            let (nodes, keyspace) = rest.split_once('/').unwrap_or((rest, ""));
+            let nodes: Vec<String> = nodes.split(',').filter(|n| !n.is_empty()).map(str::to_owned).collect();
+            let keyspace = if keyspace.is_empty() { DEFAULT_KEYSPACE } else { keyspace };
+            if nodes.is_empty() || !keyspace.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(StoreError::Invalid(format!("event store uri {uri:?}: expected scylla://host:port[,host:port]/keyspace")));
+            }
+            Ok(Arc::new(ScyllaEventStore::connect(&ScyllaConfig::new(nodes, keyspace)).await?))
+        }
+        Some(("file", rest)) => {
+            let dir = file_path(rest).ok_or_else(|| StoreError::Invalid(format!("event store uri {uri:?} names no directory")))?;
+            let store = tokio::task::spawn_blocking(move || FjallEventStore::open(dir))
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("opening the store: {e}")))??;
+            Ok(Arc::new(store))
+        }
+        _ => Err(StoreError::Invalid(scheme_error("event store", uri, "scylla://127.0.0.1:9042/auditlog or file:///var/lib/auditlog/store"))),
+    }
+}
+
+/// Opens the search index named by `uri`.
+///
+/// - `opensearch://host:port[/alias]` (plain http; alias default [`DEFAULT_INDEX_ALIAS`]);
+/// - `http://…` or `https://…`: the OpenSearch node at that URL, default alias;
+/// - `file:///path`: the tantivy index in that directory.
+pub async fn search_index(uri: &str) -> Result<Arc<dyn SearchIndex>, IndexError> {
+    let invalid = || IndexError::Invalid(scheme_error("search index", uri, "opensearch://127.0.0.1:9200 or file:///var/lib/auditlog/index"));
+    match uri.split_once("://") {
+        Some(("opensearch", rest)) if !rest.is_empty() && !rest.starts_with('/') => {
+            let (host, alias) = rest.split_once('/').unwrap_or((rest, ""));
+            let alias = if alias.is_empty() { DEFAULT_INDEX_ALIAS } else { alias.trim_end_matches('/') };
+            Ok(Arc::new(OpenSearchIndex::connect(OpenSearchConfig::new(format!("http://{host}"), alias)).await?))
+        }
+        Some(("http" | "https", rest)) if !rest.is_empty() => {
+            Ok(Arc::new(OpenSearchIndex::connect(OpenSearchConfig::new(uri, DEFAULT_INDEX_ALIAS)).await?))
+        }
+        Some(("file", rest)) => {
+            let dir = file_path(rest).ok_or_else(invalid)?;
+            let index = tokio::task::spawn_blocking(move || TantivySearchIndex::open(dir))
+                .await
+                .map_err(|e| IndexError::Unavailable(format!("opening the index: {e}")))??;
+            Ok(Arc::new(index))
+        }
+        _ => Err(invalid()),
+    }
+}
+
+/// Kind written into the format file of a standalone data directory.
+pub const DATA_DIR_KIND: &str = "auditlog-data-dir";
+/// Format version of a standalone data directory (its layout: `log/`, `store/`, `index/`).
+pub const DATA_DIR_VERSION: u32 = 1;
+
+/// The three embedded backends of one standalone data directory.
+#[derive(Clone)]
+pub struct Embedded {
+    /// The file event log, in `<dir>/log`.
+    pub log: Arc<FileEventLog>,
+    /// The fjall event store, in `<dir>/store`.
+    pub store: Arc<FjallEventStore>,
+    /// The tantivy search index, in `<dir>/index`.
+    pub index: Arc<TantivySearchIndex>,
+}
+
+impl std::fmt::Debug for Embedded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedded").field("log", &self.log.dir()).finish_non_exhaustive()
+    }
+}
+
+/// Errors of opening a standalone data directory.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    /// The directory itself is unusable or of a newer format.
+    #[error("data directory: {0}")]
+    DataDir(String),
+    /// The event log could not be opened.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The event store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The search index could not be opened.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+}
+
+/// Opens (or creates) the embedded log, store and index under `dir` (`log/`, `store/`,
+/// `index/`), after checking the directory's own format file. Blocking: recovery reads the
+/// log's segments; call it before serving. `log` configures the event log (its `dir` is
+/// replaced by `<dir>/log`).
+pub fn embedded(dir: &Path, log: Option<FileLogConfig>) -> Result<Embedded, EmbeddedError> {
+    files::check_format(dir, DATA_DIR_KIND, DATA_DIR_VERSION).map_err(EmbeddedError::DataDir)?;
+    let log_config = FileLogConfig { dir: dir.join("log"), ..log.unwrap_or_else(|| FileLogConfig::new(dir.join("log"))) };
+    Ok(Embedded {
+        log: Arc::new(FileEventLog::open(log_config)?),
+        store: Arc::new(FjallEventStore::open(dir.join("store"))?),
+        index: Arc::new(TantivySearchIndex::open(dir.join("index"))?),
+    })
 }
 
 #[cfg(test)]
@@ -28,10 +169,41 @@ mod tests {
         assert!(matches!(event_log("kafk://x:1"), Err(LogError::Config(_))));
         assert!(matches!(event_log("127.0.0.1:9092"), Err(LogError::Config(_))));
         assert!(matches!(event_log("kafka://"), Err(LogError::Config(_))));
+        assert!(matches!(event_log("file://"), Err(LogError::Config(_))));
+    }
+
+    #[tokio::test]
+    async fn refuses_bad_store_and_index_uris() {
+        for uri in ["cassandra://x:1", "x:1", "scylla://", "scylla://h:1/bad-keyspace!", "file://"] {
+            assert!(matches!(event_store(uri).await, Err(StoreError::Invalid(_))), "{uri}");
+        }
+        for uri in ["elastic://x:1", "x:1", "opensearch://", "http://", "file://"] {
+            assert!(matches!(search_index(uri).await, Err(IndexError::Invalid(_))), "{uri}");
+        }
     }
 
     #[test]
     fn opens_kafka_lazily() {
         assert!(event_log("kafka://127.0.0.1:1").is_ok());
+    }
+
+    #[tokio::test]
+    async fn opens_embedded_backends_from_file_uris() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = dir.path().display();
+        event_log(&format!("file://{base}/log")).expect("file log");
+        event_store(&format!("file://{base}/store")).await.expect("fjall store");
+        search_index(&format!("file://{base}/index")).await.expect("tantivy index");
+    }
+
+    #[test]
+    fn opens_a_data_dir_and_refuses_a_newer_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backends = embedded(dir.path(), None).expect("data dir opens");
+        assert!(dir.path().join("log/FORMAT").exists() && dir.path().join("store/FORMAT").exists());
+        drop(backends);
+        std::fs::write(dir.path().join("FORMAT"), format!("{DATA_DIR_KIND} 99\n")).expect("write");
+        let err = embedded(dir.path(), None).expect_err("newer data dir refused").to_string();
+        assert!(err.contains("FORMAT") && err.contains("newer"), "{err}");
     }
 }

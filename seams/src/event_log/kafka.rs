@@ -14,7 +14,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{EventLog, LogConsumer, LogError, LogPosition, LogRecord, LogTail, OutgoingRecord, TopicSelector};
+use super::{
+    EventLog, LogConsumer, LogError, LogPosition, LogRecord, LogTail, OutgoingRecord, PartitionLag, TopicSelector, Watermarks,
+};
 
 /// Settings of the Kafka event log.
 #[derive(Debug, Clone)]
@@ -238,6 +240,36 @@ impl EventLog for KafkaEventLog {
         Ok(())
     }
 
+    async fn watermarks(&self, topics: &TopicSelector) -> Result<Vec<Watermarks>, LogError> {
+        let matches: Box<dyn Fn(&str) -> bool + Send> = match topics {
+            TopicSelector::Topics(names) => {
+                let names = names.clone();
+                Box::new(move |t| names.iter().any(|n| n == t))
+            }
+            TopicSelector::Pattern(pattern) => {
+                let re = regex::Regex::new(pattern).map_err(|e| LogError::Config(format!("topic pattern {pattern:?}: {e}")))?;
+                Box::new(move |t| re.is_match(t))
+            }
+        };
+        let producer = self.producer.clone();
+        let timeout = self.config.request_timeout;
+        tokio::task::spawn_blocking(move || -> Result<Vec<Watermarks>, LogError> {
+            let client = producer.client();
+            let metadata = client.fetch_metadata(None, timeout).map_err(classify)?;
+            let mut out = Vec::new();
+            for topic in metadata.topics().iter().filter(|t| matches(t.name())) {
+                for p in topic.partitions() {
+                    let (low, high) = client.fetch_watermarks(topic.name(), p.id(), timeout).map_err(classify)?;
+                    out.push(Watermarks { topic: topic.name().to_owned(), partition: p.id(), low, high });
+                }
+            }
+            out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+            Ok(out)
+        })
+        .await
+        .map_err(|e| LogError::Unavailable(format!("watermark task failed: {e}")))?
+    }
+
     fn pending(&self) -> usize {
         usize::try_from(self.producer.in_flight_count()).unwrap_or(0)
     }
@@ -295,15 +327,49 @@ impl LogConsumer for KafkaConsumer {
             let slot = next.entry((p.topic.as_str(), p.partition)).or_insert(p.offset + 1);
             *slot = (*slot).max(p.offset + 1);
         }
+        // Only partitions this member owns now (see the trait docs).
+        let owned = self.consumer.assignment().map_err(classify)?;
         let mut list = TopicPartitionList::new();
         for ((topic, partition), offset) in next {
-            list.add_partition_offset(topic, partition, Offset::Offset(offset)).map_err(classify)?;
+            if owned.find_partition(topic, partition).is_some() {
+                list.add_partition_offset(topic, partition, Offset::Offset(offset)).map_err(classify)?;
+            } else {
+                tracing::info!(topic, partition, offset, "partition revoked while its batch was written; not committing it");
+            }
+        }
+        if list.count() == 0 {
+            return Ok(());
         }
         let consumer = Arc::clone(&self.consumer);
         tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync))
             .await
             .map_err(|e| LogError::Unavailable(format!("commit task failed: {e}")))?
             .map_err(classify)
+    }
+
+    async fn lag(&mut self) -> Result<Vec<PartitionLag>, LogError> {
+        let consumer = Arc::clone(&self.consumer);
+        tokio::task::spawn_blocking(move || -> Result<Vec<PartitionLag>, LogError> {
+            let positions = consumer.position().map_err(classify)?;
+            let mut out = Vec::new();
+            for element in positions.elements() {
+                // One offsets request per owned partition; callers sample lag every few
+                // seconds, not per record.
+                let (_, high) = consumer
+                    .client()
+                    .fetch_watermarks(element.topic(), element.partition(), Duration::from_secs(5))
+                    .map_err(classify)?;
+                let position = match element.offset() {
+                    Offset::Offset(o) => o,
+                    // Nothing read from this partition yet: no position to measure from.
+                    _ => continue,
+                };
+                out.push(PartitionLag { topic: element.topic().to_owned(), partition: element.partition(), position, high });
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| LogError::Unavailable(format!("lag task failed: {e}")))?
     }
 }
 

@@ -20,6 +20,7 @@
 //! - **Tail.** [`EventLog::tail`] starts at the end of the log at the moment it returns, reads
 //!   without a consumer group and never commits.
 
+pub mod embedded;
 pub mod kafka;
 
 use std::time::Duration;
@@ -35,6 +36,20 @@ pub struct LogPosition {
     pub partition: i32,
     /// Offset within the partition.
     pub offset: i64,
+}
+
+/// The offsets bounding one partition: records `low..high` are readable, `high` is the offset
+/// the next appended record gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watermarks {
+    /// Topic name.
+    pub topic: String,
+    /// Partition within the topic.
+    pub partition: i32,
+    /// Offset of the oldest readable record.
+    pub low: i64,
+    /// Offset one past the newest record.
+    pub high: i64,
 }
 
 /// A record to append.
@@ -140,6 +155,10 @@ pub trait EventLog: Send + Sync + 'static {
     /// default.
     async fn ensure_topic(&self, name: &str, partitions: i32) -> Result<(), LogError>;
 
+    /// The watermarks of every partition of every topic `topics` selects now (replay
+    /// progress, reconciliation, consumer lag).
+    async fn watermarks(&self, topics: &TopicSelector) -> Result<Vec<Watermarks>, LogError>;
+
     /// Records appended but not yet acknowledged (a gauge of the producer's queue); 0 for
     /// logs that acknowledge synchronously.
     fn pending(&self) -> usize {
@@ -155,7 +174,29 @@ pub trait LogConsumer: Send {
 
     /// Marks every record up to and including each given position (in its partition) as
     /// processed for this consumer's group. Call it only after the sink acknowledged them.
+    ///
+    /// Positions in partitions this member no longer owns (taken away by a rebalance while
+    /// the batch was being written) are left out: their new owner resumes from the group's
+    /// last commit and the idempotent sinks absorb the overlap, whereas committing them here
+    /// could move the group's position backwards over the new owner's commits.
     async fn commit(&mut self, positions: &[LogPosition]) -> Result<(), LogError>;
+
+    /// The group's read position and the partition's end, for each partition this member
+    /// owns now: the consumer lag is `high - position`.
+    async fn lag(&mut self) -> Result<Vec<PartitionLag>, LogError>;
+}
+
+/// How far one owned partition's reader is behind its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// Topic name.
+    pub topic: String,
+    /// Partition within the topic.
+    pub partition: i32,
+    /// Offset of the next record this member will read.
+    pub position: i64,
+    /// Offset one past the partition's newest record.
+    pub high: i64,
 }
 
 /// A reader that follows the end of the log and never commits.

@@ -15,6 +15,7 @@
 //!   retries and commits nothing meanwhile. [`StoreError::Invalid`] is the caller's mistake
 //!   (a bad cursor, a filter the store cannot serve).
 
+pub mod embedded;
 pub mod scylla;
 
 use async_trait::async_trait;

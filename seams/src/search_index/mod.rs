@@ -14,6 +14,7 @@
 //!   the index refused a document permanently (it goes to the dead-letter topic);
 //!   [`IndexError::Invalid`] is a bad query (e.g. malformed full-text syntax).
 
+pub mod embedded;
 pub mod opensearch;
 
 use async_trait::async_trait;

@@ -139,10 +139,14 @@ pub async fn tenant_scoped(store: &dyn EventStore) {
     assert!(all_pages(store, &filter(&b), 10).await.is_empty(), "B lists A's events");
     let by_actor = EventFilter { actor_id: Some("user-1".into()), ..filter(&b) };
     assert!(all_pages(store, &by_actor, 10).await.is_empty(), "B lists A's events by actor");
-    // A cursor taken from A's list gives B nothing of A's.
+    // A cursor taken from A's list gives B nothing of A's: B gets an empty page, or the
+    // cursor is refused as not B's.
     let page = store.list(&filter(&a), &PageRequest { limit: 2, after: None }).await.expect("list succeeds");
-    let from_b = store.list(&filter(&b), &PageRequest { limit: 10, after: page.next }).await.expect("list succeeds");
-    assert!(from_b.events.is_empty(), "A's cursor opened A's events to B");
+    match store.list(&filter(&b), &PageRequest { limit: 10, after: page.next }).await {
+        Ok(from_b) => assert!(from_b.events.is_empty(), "A's cursor opened A's events to B"),
+        Err(StoreError::Invalid(_)) => {}
+        Err(err) => panic!("A's cursor in B's list failed: {err}"),
+    }
 }
 
 /// Requests a store cannot serve are refused as the caller's mistake.

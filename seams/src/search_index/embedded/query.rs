@@ -1,0 +1,207 @@
+//! Queries of the tantivy search index: the filter as a boolean query always confined to the
+//! tenant, newest-first pages with a `search_after`-style cursor, and exact stats through a
+//! collector over fast columns.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+
+use auditlog_schemas::avro::to_micros;
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader, Term};
+use time::OffsetDateTime;
+
+use super::schema::{self, Fields};
+use crate::query::{ActionFilter, EventFilter, GroupBy};
+use crate::search_index::IndexError;
+
+/// Largest page.
+pub const MAX_PAGE: usize = 1_000;
+/// Most groups returned by stats (as the OpenSearch index).
+pub const MAX_GROUPS: usize = 1_000;
+
+fn term(field: Field, value: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(Term::from_field_text(field, value), IndexRecordOption::Basic))
+}
+
+fn us_range(f: &Fields, lower: Bound<i64>, upper: Bound<i64>) -> Box<dyn Query> {
+    let t = |us: i64| Term::from_field_i64(f.occurred_us, us);
+    Box::new(RangeQuery::new(lower.map(t), upper.map(t)))
+}
+
+/// The query of a filter, optionally resumed below a cursor `(us, id)`.
+pub(super) fn filter_query(
+    f: &Fields,
+    parser: &QueryParser,
+    filter: &EventFilter,
+    below: Option<(i64, String)>,
+) -> Result<Box<dyn Query>, IndexError> {
+    let mut must: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, term(f.tenant, &filter.tenant_id))];
+    if filter.from.is_some() || filter.to.is_some() {
+        let lower = filter.from.map_or(Bound::Unbounded, |t| Bound::Included(to_micros(t)));
+        let upper = filter.to.map_or(Bound::Unbounded, |t| Bound::Excluded(to_micros(t)));
+        must.push((Occur::Must, us_range(f, lower, upper)));
+    }
+    if let Some(actor) = &filter.actor_id {
+        must.push((Occur::Must, term(f.actor_id, actor)));
+    }
+    match &filter.action {
+        Some(ActionFilter::Exact(a)) => must.push((Occur::Must, term(f.action, a))),
+        Some(ActionFilter::Prefix(p)) => {
+            let upper = format!("{p}\u{10ffff}");
+            let range = RangeQuery::new(Bound::Included(Term::from_field_text(f.action, p)), Bound::Excluded(Term::from_field_text(f.action, &upper)));
+            must.push((Occur::Must, Box::new(range)));
+        }
+        None => {}
+    }
+    match (&filter.target_type, &filter.target_id) {
+        (Some(kind), Some(id)) => must.push((Occur::Must, term(f.target_key, &schema::target_key(kind, id)))),
+        (Some(kind), None) => must.push((Occur::Must, term(f.target_type, kind))),
+        (None, Some(id)) => must.push((Occur::Must, term(f.target_id, id))),
+        (None, None) => {}
+    }
+    if let Some(outcome) = filter.outcome {
+        must.push((Occur::Must, term(f.outcome, outcome.as_str())));
+    }
+    if let Some(severity) = filter.severity {
+        must.push((Occur::Must, term(f.severity, severity.as_str())));
+    }
+    if let Some(text) = filter.text.as_deref().filter(|t| !t.trim().is_empty()) {
+        let parsed = parser.parse_query(text).map_err(|e| IndexError::Invalid(format!("query text {text:?}: {e}")))?;
+        must.push((Occur::Must, parsed));
+    }
+    if let Some((us, id)) = below {
+        let same_time_lower_id = BooleanQuery::new(vec![
+            (Occur::Must, us_range(f, Bound::Included(us), Bound::Included(us))),
+            (Occur::Must, Box::new(RangeQuery::new(Bound::Unbounded, Bound::Excluded(Term::from_field_text(f.id, &id))))),
+        ]);
+        let after = BooleanQuery::new(vec![
+            (Occur::Should, us_range(f, Bound::Unbounded, Bound::Excluded(us))),
+            (Occur::Should, Box::new(same_time_lower_id)),
+        ]);
+        must.push((Occur::Must, Box::new(after)));
+    }
+    Ok(Box::new(BooleanQuery::new(must)))
+}
+
+/// A query matching every document of a tenant before `before` (purges).
+pub(super) fn older_than(f: &Fields, tenant_id: &str, before: OffsetDateTime) -> Box<dyn Query> {
+    Box::new(BooleanQuery::new(vec![
+        (Occur::Must, term(f.tenant, tenant_id)),
+        (Occur::Must, us_range(f, Bound::Unbounded, Bound::Excluded(to_micros(before)))),
+    ]))
+}
+
+/// A query matching one document by identity.
+pub(super) fn by_key(f: &Fields, tenant_id: &str, id: &str) -> Box<dyn Query> {
+    term(f.key, &schema::key(tenant_id, id))
+}
+
+pub(super) fn parse_cursor(text: &str) -> Result<(i64, String), IndexError> {
+    let invalid = || IndexError::Invalid(format!("cursor {text:?} is not one this index made"));
+    let (us, id) = text.split_once(':').ok_or_else(invalid)?;
+    Ok((us.parse().map_err(|_| invalid())?, id.to_owned()))
+}
+
+pub(super) fn cursor(us: i64, id: &str) -> String {
+    format!("{us}:{id}")
+}
+
+/// Column name of a grouping.
+pub(super) fn group_column(group: GroupBy) -> &'static str {
+    match group {
+        GroupBy::Action => "action",
+        GroupBy::ActorId => "actor_id",
+        GroupBy::Outcome => "outcome",
+        GroupBy::Severity => "severity",
+    }
+}
+
+/// Exact counts of the matching documents: total, per group key, per histogram bucket.
+#[derive(Default)]
+pub(super) struct Counts {
+    pub total: u64,
+    pub groups: HashMap<String, u64>,
+    /// Bucket start in microseconds → count.
+    pub histogram: BTreeMap<i64, u64>,
+}
+
+/// Counts over fast columns.
+pub(super) struct StatsCollector {
+    pub group: Option<&'static str>,
+    pub interval_us: Option<i64>,
+}
+
+pub(super) struct SegmentStats {
+    group: Option<StrColumn>,
+    by_ord: HashMap<u64, u64>,
+    occurred: Option<(Column<i64>, i64)>,
+    counts: Counts,
+}
+
+impl Collector for StatsCollector {
+    type Fruit = Counts;
+    type Child = SegmentStats;
+
+    fn for_segment(&self, _: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SegmentStats> {
+        let group = match self.group {
+            Some(name) => reader.fast_fields().str(name)?,
+            None => None,
+        };
+        let occurred = match self.interval_us {
+            Some(interval) => Some((reader.fast_fields().i64(schema::OCCURRED_US)?, interval)),
+            None => None,
+        };
+        Ok(SegmentStats { group, by_ord: HashMap::new(), occurred, counts: Counts::default() })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Counts>) -> tantivy::Result<Counts> {
+        let mut all = Counts::default();
+        for c in fruits {
+            all.total += c.total;
+            for (k, n) in c.groups {
+                *all.groups.entry(k).or_default() += n;
+            }
+            for (k, n) in c.histogram {
+                *all.histogram.entry(k).or_default() += n;
+            }
+        }
+        Ok(all)
+    }
+}
+
+impl SegmentCollector for SegmentStats {
+    type Fruit = Counts;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        self.counts.total += 1;
+        if let Some(column) = &self.group {
+            for ord in column.term_ords(doc) {
+                *self.by_ord.entry(ord).or_default() += 1;
+            }
+        }
+        if let Some((column, interval)) = &self.occurred
+            && let Some(us) = column.first(doc)
+        {
+            *self.counts.histogram.entry(us.div_euclid(*interval) * interval).or_default() += 1;
+        }
+    }
+
+    fn harvest(mut self) -> Counts {
+        if let Some(column) = &self.group {
+            for (ord, n) in self.by_ord {
+                let mut key = String::new();
+                if column.ord_to_str(ord, &mut key).unwrap_or(false) {
+                    *self.counts.groups.entry(key).or_default() += n;
+                }
+            }
+        }
+        self.counts
+    }
+}
