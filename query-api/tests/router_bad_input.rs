@@ -1,0 +1,85 @@
+//! Bad input, auth and roles through the router (`oneshot`): every refusal is problem+json
+//! naming the parameter, and nothing is a 5xx. The backends are the real ones (constructing
+//! them needs the stack), but no request here reaches them with data.
+
+#![cfg(feature = "real-services")]
+
+mod common;
+
+use auditlog_api_common::auth::Role;
+use common::*;
+
+#[tokio::test]
+async fn bad_parameters_are_400_naming_the_parameter() {
+    let api = api().await;
+    let t = reader(&unique("bad"));
+    let cases = [
+        ("/v1/events?from=yesterday", "from"),
+        ("/v1/events?to=2025-13-01T00:00:00Z", "to"),
+        ("/v1/events?from=2025-02-01T00:00:00Z&to=2025-01-01T00:00:00Z", "from"),
+        ("/v1/events?limit=0", "limit"),
+        ("/v1/events?limit=100000", "limit"),
+        ("/v1/events?limit=ten", "limit"),
+        ("/v1/events?bogus=1", "bogus"),
+        ("/v1/events?actor_id=a&actor_id=b", "actor_id"),
+        ("/v1/events?outcome=maybe", "outcome"),
+        ("/v1/events?severity=loud", "severity"),
+        ("/v1/events?action=User%20Login", "action"),
+        ("/v1/events?q=", "q"),
+        ("/v1/events?cursor=garbage", "cursor"),
+        ("/v1/events?cursor=eyJ9.eyJ9", "cursor"),
+        ("/v1/stats?group_by=color", "group_by"),
+        ("/v1/stats?interval=fortnight", "interval"),
+        ("/v1/stats?interval=1s&from=2025-01-01T00:00:00Z&to=2025-02-01T00:00:00Z", "interval"),
+        ("/v1/stats?from=2020-01-01T00:00:00Z&to=2025-01-01T00:00:00Z", "from"),
+        ("/v1/events/export?format=xml", "format"),
+        ("/v1/events/export?format=csv&limit=5", "limit"),
+        ("/v1/events/stream?nope=1", "nope"),
+    ];
+    for (uri, field) in cases {
+        let answer = get(&api, uri, &t).await;
+        assert_eq!(answer.status.as_u16(), 400, "{uri}: {}", String::from_utf8_lossy(&answer.body));
+        answer.assert_problem(400, Some(field));
+    }
+}
+
+#[tokio::test]
+async fn credentials_and_roles_are_checked_on_reads() {
+    let api = api().await;
+    let tenant = unique("auth");
+    get(&api, "/v1/events", "not-a-token").await.assert_problem(401, None);
+    let missing = call(&api, "GET", "/v1/events", None, None).await;
+    missing.assert_problem(401, None);
+    assert!(missing.headers["www-authenticate"].to_str().expect("ascii").starts_with("Bearer"));
+    get(&api, "/v1/events", &token(Some(&tenant), &[Role::Writer])).await.assert_problem(403, None);
+    get(&api, "/v1/stats", &token(Some(&tenant), &[Role::TenantAdmin])).await.assert_problem(403, None);
+    get(&api, "/v1/events", &admin()).await.assert_problem(403, None);
+    let forged = format!("{}x", reader(&tenant));
+    get(&api, "/v1/events", &forged).await.assert_problem(401, None);
+    get(&api, "/v1/nowhere", &reader(&tenant)).await.assert_problem(404, None);
+    call(&api, "DELETE", "/v1/events", Some(&reader(&tenant)), None).await.assert_problem(405, None);
+}
+
+#[tokio::test]
+async fn a_live_tail_needs_websocket_or_event_stream() {
+    let api = api().await;
+    get(&api, "/v1/events/stream", &reader(&unique("tail"))).await.assert_problem(406, None);
+}
+
+#[tokio::test]
+async fn ops_routes_answer() {
+    let api = api().await;
+    let health = call(&api, "GET", "/healthz", None, None).await;
+    assert_eq!(health.status.as_u16(), 200);
+    let ready = call(&api, "GET", "/readyz", None, None).await;
+    assert_eq!(ready.status.as_u16(), 200, "{}", String::from_utf8_lossy(&ready.body));
+    let openapi = call(&api, "GET", "/openapi.json", None, None).await.json();
+    for path in ["/v1/events", "/v1/events/{id}", "/v1/stats", "/v1/events/export", "/v1/events/stream", "/v1/tenants", "/v1/tenants/{id}/api-keys"] {
+        assert!(openapi["paths"][path].is_object(), "{path} documented");
+    }
+    let docs = call(&api, "GET", "/docs/", None, None).await;
+    assert_eq!(docs.status.as_u16(), 200);
+    get(&api, "/v1/events?limit=1", &reader(&unique("m"))).await;
+    let metrics = String::from_utf8(call(&api, "GET", "/metrics", None, None).await.body).expect("utf8");
+    assert!(metrics.contains("auditlog_query_requests_total"), "{metrics}");
+}
