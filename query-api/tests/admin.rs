@@ -1,0 +1,121 @@
+//! Administration: role checks on every admin endpoint, tenants and API keys on the
+//! registry, a created key that authenticates until revoked, and every change recorded as an
+//! audit event of tenant `system` (seen on its live tail).
+
+#![cfg(feature = "real-services")]
+
+mod common;
+
+use auditlog_api_common::auth::Role;
+use common::*;
+use futures::StreamExt;
+use serde_json::json;
+
+#[tokio::test]
+async fn every_admin_endpoint_checks_roles() {
+    let api = api().await;
+    let (a, b) = (unique("ada"), unique("adb"));
+    for tenant in [&a, &b] {
+        api.tenants.upsert_tenant(auditlog_tenant_registry::TenantSettings::new(tenant.clone()));
+    }
+    let a_admin = token(Some(&a), &[Role::TenantAdmin]);
+    let a_reader = reader(&a);
+    let tenant_routes = [
+        ("POST", "/v1/tenants".to_owned(), Some(json!({"id": unique("x")}))),
+        ("GET", "/v1/tenants".to_owned(), None),
+        ("GET", format!("/v1/tenants/{a}"), None),
+        ("PATCH", format!("/v1/tenants/{a}"), Some(json!({"retention_days": 30}))),
+    ];
+    for (method, uri, body) in &tenant_routes {
+        for t in [&a_admin, &a_reader] {
+            call(&api, method, uri, Some(t), body.clone()).await.assert_problem(403, None);
+        }
+        call(&api, method, uri, None, body.clone()).await.assert_problem(401, None);
+    }
+    let key_routes = [
+        ("POST", format!("/v1/tenants/{b}/api-keys"), Some(json!({"name": "k", "roles": ["reader"]}))),
+        ("GET", format!("/v1/tenants/{b}/api-keys"), None),
+        ("DELETE", format!("/v1/tenants/{b}/api-keys/key_x"), None),
+    ];
+    for (method, uri, body) in &key_routes {
+        call(&api, method, uri, Some(&a_admin), body.clone()).await.assert_problem(403, None);
+        call(&api, method, uri, Some(&a_reader), body.clone()).await.assert_problem(403, None);
+    }
+    let own = call(&api, "GET", &format!("/v1/tenants/{a}/api-keys"), Some(&a_admin), None).await;
+    assert_eq!(own.status.as_u16(), 200, "a tenant admin manages its own keys");
+}
+
+#[tokio::test]
+async fn tenants_are_created_read_patched_and_audited() {
+    let api = api().await;
+    let base = serve(&api).await;
+    let client = reqwest::Client::new();
+    let system_tail = client.get(format!("{base}/v1/events/stream")).bearer_auth(reader("system")).header("accept", "text/event-stream").send();
+    let mut system_tail = within(10, "system tail", system_tail).await.expect("connects").bytes_stream();
+    let id = unique("tn");
+    let created = call(&api, "POST", "/v1/tenants", Some(&admin()), Some(json!({"id": id, "name": "Acme", "retention_days": 90}))).await;
+    assert_eq!(created.status.as_u16(), 201, "{}", String::from_utf8_lossy(&created.body));
+    assert_eq!(created.json(), json!({"id": id, "name": "Acme", "retention_days": 90, "rate_limit_per_sec": null, "dedicated_topic": false}));
+    call(&api, "POST", "/v1/tenants", Some(&admin()), Some(json!({"id": id}))).await.assert_problem(409, None);
+    call(&api, "POST", "/v1/tenants", Some(&admin()), Some(json!({"id": "Bad Id!"}))).await.assert_problem(422, Some("id"));
+    call(&api, "POST", "/v1/tenants", Some(&admin()), Some(json!({"id": "x", "color": "red"}))).await.assert_problem(422, None);
+    let fetched = call(&api, "GET", &format!("/v1/tenants/{id}"), Some(&admin()), None).await.json();
+    assert_eq!(fetched["retention_days"], 90);
+    let patched = call(&api, "PATCH", &format!("/v1/tenants/{id}"), Some(&admin()), Some(json!({"retention_days": 30, "rate_limit_per_sec": 50}))).await;
+    assert_eq!(patched.json()["retention_days"], 30);
+    assert_eq!(auditlog_tenant_registry::TenantRegistry::tenant(api.tenants.as_ref(), &id).map(|t| t.rate_limit_per_sec), Some(Some(50)), "the registry has the change");
+    call(&api, "PATCH", &format!("/v1/tenants/{id}"), Some(&admin()), Some(json!({"retention_days": 0}))).await.assert_problem(422, Some("retention_days"));
+    call(&api, "GET", "/v1/tenants/nope-nope", Some(&admin()), None).await.assert_problem(404, None);
+    let listed = call(&api, "GET", "/v1/tenants", Some(&admin()), None).await.json();
+    assert!(listed["tenants"].as_array().expect("tenants").iter().any(|t| t["id"] == id.as_str()));
+
+    let mut buffer = String::new();
+    let mut actions = Vec::new();
+    while actions.len() < 2 {
+        let chunk = within(5, "system audit events", system_tail.next()).await.expect("open").expect("chunk");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            if frame.contains("event: audit") {
+                let data = frame.lines().find_map(|l| l.strip_prefix("data:")).expect("data");
+                let event: serde_json::Value = serde_json::from_str(data.trim()).expect("json");
+                if event["targets"][0]["id"] == id.as_str() {
+                    assert_eq!(event["tenant_id"], "system");
+                    actions.push(event["action"].as_str().expect("action").to_owned());
+                }
+            }
+        }
+    }
+    assert_eq!(actions, ["tenant.create", "tenant.update"]);
+}
+
+#[tokio::test]
+async fn a_created_key_authenticates_until_revoked() {
+    let api = api().await;
+    let tenant = unique("key");
+    api.tenants.upsert_tenant(auditlog_tenant_registry::TenantSettings::new(tenant.clone()));
+    let tenant_admin = token(Some(&tenant), &[Role::TenantAdmin]);
+    let uri = format!("/v1/tenants/{tenant}/api-keys");
+    call(&api, "POST", &uri, Some(&tenant_admin), Some(json!({"name": "ci", "roles": ["root"]}))).await.assert_problem(422, Some("roles"));
+    call(&api, "POST", &uri, Some(&tenant_admin), Some(json!({"name": "ci", "roles": ["platform_admin"]}))).await.assert_problem(422, Some("roles"));
+    call(&api, "POST", "/v1/tenants/nobody-here/api-keys", Some(&admin()), Some(json!({"name": "ci", "roles": ["reader"]}))).await.assert_problem(404, None);
+    let created = call(&api, "POST", &uri, Some(&tenant_admin), Some(json!({"name": "ci", "roles": ["reader"]}))).await;
+    assert_eq!(created.status.as_u16(), 201, "{}", String::from_utf8_lossy(&created.body));
+    let body = created.json();
+    let (key_id, key) = (body["key_id"].as_str().expect("key_id").to_owned(), body["key"].as_str().expect("key").to_owned());
+    assert!(key.starts_with("alk_"));
+    let seeded = event(&tenant, 0);
+    seed(&api, std::slice::from_ref(&seeded)).await;
+    let listed = get(&api, "/v1/events?limit=5", &key).await;
+    assert_eq!(ids(&listed.json()), vec![seeded.id.clone()], "the key reads its tenant");
+    let with_header = call(&api, "GET", "/v1/events?limit=5", None, None).await;
+    with_header.assert_problem(401, None);
+    let keys = call(&api, "GET", &uri, Some(&tenant_admin), None).await.json();
+    let record = &keys["api_keys"][0];
+    assert_eq!(record["key_id"], key_id.as_str());
+    assert!(!keys.to_string().contains(&key), "the secret is never listed");
+    let revoked = call(&api, "DELETE", &format!("{uri}/{key_id}"), Some(&tenant_admin), None).await;
+    assert_eq!(revoked.status.as_u16(), 204);
+    get(&api, "/v1/events?limit=5", &key).await.assert_problem(401, None);
+    call(&api, "DELETE", &format!("{uri}/key_unknown"), Some(&tenant_admin), None).await.assert_problem(404, None);
+}
