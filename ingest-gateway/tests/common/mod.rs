@@ -80,6 +80,9 @@ impl EventLog for CountingLog {
     async fn ensure_topic(&self, name: &str, partitions: i32) -> Result<(), LogError> {
         self.inner.ensure_topic(name, partitions).await
     }
+    async fn watermarks(&self, topics: &TopicSelector) -> Result<Vec<auditlog_seams::Watermarks>, LogError> {
+        self.inner.watermarks(topics).await
+    }
     fn pending(&self) -> usize {
         self.inner.pending()
     }
