@@ -13,6 +13,9 @@ use common::*;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+/// Which seeded events a filter should select.
+type Keep = Box<dyn Fn(&AuditEvent) -> bool>;
+
 async fn seeded(n: usize) -> (TestApi, String, Vec<AuditEvent>) {
     let api = api().await;
     let tenant = unique("ra");
@@ -38,7 +41,7 @@ async fn every_filter_selects_what_it_names_newest_first() {
     assert_eq!(body["next_cursor"], Value::Null);
     let first: AuditEvent = serde_json::from_value(body["events"][0].clone()).expect("an AuditEvent");
     assert_eq!(first, *events.iter().find(|e| e.id == first.id).expect("seeded"), "served exactly as stored");
-    let cases: Vec<(String, Box<dyn Fn(&AuditEvent) -> bool>)> = vec![
+    let cases: Vec<(String, Keep)> = vec![
         ("actor_id=user-1".into(), Box::new(|e| e.actor.id == "user-1")),
         ("action=user.login".into(), Box::new(|e| e.action == "user.login")),
         ("action=document.*".into(), Box::new(|e| e.action.starts_with("document."))),

@@ -125,11 +125,11 @@ pub fn event(tenant: &str, n: usize) -> AuditEvent {
         action: actions[n % 4].to_owned(),
         actor: Actor { id: format!("user-{}", n % 3), kind: ActorType::User, name: Some(format!("User, \"{}\"", n % 3)), email: None },
         targets: vec![Target { kind: "document".into(), id: format!("doc-{}", n % 5), name: Some("line\nbreak, comma".into()) }],
-        outcome: if n % 2 == 0 { Outcome::Success } else { Outcome::Failure },
-        severity: if n % 5 == 0 { Severity::Critical } else { Severity::Info },
+        outcome: if n.is_multiple_of(2) { Outcome::Success } else { Outcome::Failure },
+        severity: if n.is_multiple_of(5) { Severity::Critical } else { Severity::Info },
         source: None,
         context: None,
-        description: Some(format!("seeded event number{n} {}", if n % 4 == 0 { "zebra" } else { "plain" })),
+        description: Some(format!("seeded event number{n} {}", if n.is_multiple_of(4) { "zebra" } else { "plain" })),
         metadata: Some(serde_json::json!({"n": n, "nested": {"k": "v"}}).as_object().cloned().expect("object")),
     }
 }
