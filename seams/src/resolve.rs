@@ -43,15 +43,32 @@ fn scheme_error(seam: &str, uri: &str, example: &str) -> String {
 /// - `file:///path`: the file event log in that directory (opened and recovered now).
 pub fn event_log(uri: &str) -> Result<Arc<dyn EventLog>, LogError> {
     match uri.split_once("://") {
-        Some(("kafka", servers)) if !servers.is_empty() => {
-            Ok(Arc::new(KafkaEventLog::new(KafkaConfig::new(servers.trim_end_matches('/')))?))
-        }
+        Some(("kafka", rest)) if !rest.is_empty() => Ok(Arc::new(KafkaEventLog::new(kafka_config(rest)?)?)),
         Some(("file", rest)) => match file_path(rest) {
             Some(dir) => Ok(Arc::new(FileEventLog::open(FileLogConfig::new(dir))?)),
             None => Err(LogError::Config(format!("event log uri {uri:?} names no directory"))),
         },
         _ => Err(LogError::Config(scheme_error("event log", uri, "kafka://127.0.0.1:9092 or file:///var/lib/auditlog/log"))),
     }
+}
+
+/// The Kafka settings of `host:port[,host:port...][?property=value&...]`: each query
+/// parameter is a librdkafka property applied last (e.g. `security.protocol=SASL_SSL`, or
+/// `group.instance.id=processor-0` for static group membership).
+fn kafka_config(rest: &str) -> Result<KafkaConfig, LogError> {
+    let (servers, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let servers = servers.trim_end_matches('/');
+    if servers.is_empty() {
+        return Err(LogError::Config(format!("kafka uri kafka://{rest} names no broker")));
+    }
+    let mut config = KafkaConfig::new(servers);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some((key, value)) if !key.is_empty() => config.extra.push((key.to_owned(), value.to_owned())),
+            _ => return Err(LogError::Config(format!("kafka uri parameter {pair:?} is not property=value"))),
+        }
+    }
+    Ok(config)
 }
 
 /// Opens the event store named by `uri`.
@@ -185,6 +202,9 @@ mod tests {
     #[test]
     fn opens_kafka_lazily() {
         assert!(event_log("kafka://127.0.0.1:1").is_ok());
+        assert!(event_log("kafka://127.0.0.1:1?group.instance.id=p0&linger.ms=2").is_ok());
+        assert!(matches!(event_log("kafka://127.0.0.1:1?nonsense"), Err(LogError::Config(_))));
+        assert!(matches!(event_log("kafka://?linger.ms=2"), Err(LogError::Config(_))));
     }
 
     #[tokio::test]

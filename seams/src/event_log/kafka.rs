@@ -87,13 +87,22 @@ impl KafkaConfig {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", offset_reset)
             .set("enable.partition.eof", "false")
+            // A member that died is noticed after 10 s (librdkafka's default is 45 s), so
+            // its partitions move to the survivors sooner. With `group.instance.id` (static
+            // membership, e.g. a StatefulSet's pod name) a restarted member takes its
+            // partitions back at once, without a rebalance.
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "3000")
             .set("topic.metadata.refresh.interval.ms", "5000");
         self.apply_extra_consumer(&mut config);
         config
     }
 
     fn apply_extra(&self, config: &mut ClientConfig) {
-        for (k, v) in &self.extra {
+        // Consumer-only properties would make librdkafka warn on the producer; skip them.
+        const CONSUMER_ONLY: &[&str] =
+            &["group.instance.id", "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms", "partition.assignment.strategy"];
+        for (k, v) in self.extra.iter().filter(|(k, _)| !CONSUMER_ONLY.contains(&k.as_str())) {
             config.set(k, v);
         }
     }
