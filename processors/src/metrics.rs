@@ -1,0 +1,47 @@
+//! Every series the processors export, with unit and help text. Labels are bounded: sink,
+//! topic, partition, outcome, reason. Updated per batch, not per event.
+
+use std::sync::OnceLock;
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+/// Events handled, by `sink` and `outcome` (`written`, `dead_lettered`, `skipped`).
+pub const EVENTS_TOTAL: &str = "auditlog_processor_events_total";
+/// Events (and skipped records) per written batch, by `sink`.
+pub const BATCH_SIZE_EVENTS: &str = "auditlog_processor_batch_size_events";
+/// Time to write one batch to the sink, retries included, by `sink`.
+pub const WRITE_DURATION_SECONDS: &str = "auditlog_processor_write_duration_seconds";
+/// From the gateway's `received_at` to the sink's acknowledgement, by `sink` (freshness).
+pub const FRESHNESS_DURATION_SECONDS: &str = "auditlog_processor_freshness_duration_seconds";
+/// Retries, by `sink` and `reason` (`unavailable`, `rejected`, `refused`, `registry`, `dlq`).
+pub const RETRIES_TOTAL: &str = "auditlog_processor_retries_total";
+/// Records sent to the dead-letter topic, by `sink` and `reason` (`decode`, `rejected`).
+pub const DLQ_TOTAL: &str = "auditlog_processor_dead_letters_total";
+/// Commits that failed (the batch is redelivered; the sinks absorb it), by `sink`.
+pub const COMMIT_FAILURES_TOTAL: &str = "auditlog_processor_commit_failures_total";
+/// Records between the group's read position and the partition's end, by `sink`, `topic`
+/// and `partition`.
+pub const CONSUMER_LAG: &str = "auditlog_processor_consumer_lag_records";
+/// 1 while the sink is unavailable and the processor waits for it, by `sink`.
+pub const SINK_WAITING: &str = "auditlog_processor_sink_waiting";
+
+/// The process-wide Prometheus recorder, with the processors' series described.
+pub fn handle() -> PrometheusHandle {
+    static DESCRIBED: OnceLock<()> = OnceLock::new();
+    let handle = auditlog_api_common::ops::prometheus();
+    DESCRIBED.get_or_init(describe);
+    handle
+}
+
+fn describe() {
+    describe_counter!(EVENTS_TOTAL, Unit::Count, "events handled, by sink and outcome");
+    describe_histogram!(BATCH_SIZE_EVENTS, Unit::Count, "records per written batch, by sink");
+    describe_histogram!(WRITE_DURATION_SECONDS, Unit::Seconds, "time to write one batch, retries included, by sink");
+    describe_histogram!(FRESHNESS_DURATION_SECONDS, Unit::Seconds, "from received_at to the sink's acknowledgement, by sink");
+    describe_counter!(RETRIES_TOTAL, Unit::Count, "retries, by sink and reason");
+    describe_counter!(DLQ_TOTAL, Unit::Count, "records sent to the dead-letter topic, by sink and reason");
+    describe_counter!(COMMIT_FAILURES_TOTAL, Unit::Count, "failed offset commits, by sink");
+    describe_gauge!(CONSUMER_LAG, Unit::Count, "records between the read position and the partition end");
+    describe_gauge!(SINK_WAITING, Unit::Count, "1 while the sink is unavailable and the processor waits");
+}

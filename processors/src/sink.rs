@@ -1,0 +1,94 @@
+//! The read models a processor writes to, behind one small trait so the pipeline treats the
+//! event store and the search index alike.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use auditlog_seams::{EventStore, IndexError, SearchIndex, StoreError, StoredEvent};
+
+use crate::config::SinkKind;
+
+/// Why a write failed, as the pipeline must react to it.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Transient: wait and retry the whole batch; commit nothing meanwhile.
+    #[error("sink unavailable: {0}")]
+    Unavailable(String),
+    /// The sink refused these events (by id) permanently; the rest of the batch may be
+    /// retried. After bounded attempts they go to the dead-letter topic.
+    #[error("sink rejected {} events: {reason}", ids.len())]
+    Rejected {
+        /// Ids of the refused events.
+        ids: Vec<String>,
+        /// Why.
+        reason: String,
+    },
+    /// The sink refused the batch as a whole without saying which event; the pipeline
+    /// retries the events one by one to find the culprits.
+    #[error("sink refused the batch: {0}")]
+    Refused(String),
+}
+
+/// A read model: idempotent writes by `(tenant_id, id)`, acknowledged once durable.
+#[async_trait]
+pub trait Sink: Send + Sync + 'static {
+    /// The name in logs and metric labels (`scylla`, `opensearch`).
+    fn name(&self) -> &'static str;
+
+    /// Writes the events; `Ok` once every one is durable.
+    async fn write(&self, events: &[StoredEvent]) -> Result<(), SinkError>;
+
+    /// Succeeds when the sink can take writes now.
+    async fn check_ready(&self) -> Result<(), SinkError>;
+}
+
+/// The event store (ScyllaDB) as a sink.
+pub struct StoreSink(pub Arc<dyn EventStore>);
+
+/// The search index (OpenSearch) as a sink.
+pub struct IndexSink(pub Arc<dyn SearchIndex>);
+
+fn from_store(err: StoreError) -> SinkError {
+    match err {
+        StoreError::Unavailable(e) => SinkError::Unavailable(e),
+        StoreError::Invalid(e) | StoreError::Corrupt(e) => SinkError::Refused(e),
+    }
+}
+
+fn from_index(err: IndexError) -> SinkError {
+    match err {
+        IndexError::Unavailable(e) => SinkError::Unavailable(e),
+        IndexError::Rejected { ids, reason } => SinkError::Rejected { ids, reason },
+        IndexError::Invalid(e) => SinkError::Refused(e),
+    }
+}
+
+#[async_trait]
+impl Sink for StoreSink {
+    fn name(&self) -> &'static str {
+        SinkKind::Scylla.as_str()
+    }
+
+    async fn write(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
+        self.0.upsert(events).await.map_err(from_store)
+    }
+
+    async fn check_ready(&self) -> Result<(), SinkError> {
+        self.0.check_ready().await.map_err(from_store)
+    }
+}
+
+#[async_trait]
+impl Sink for IndexSink {
+    fn name(&self) -> &'static str {
+        SinkKind::OpenSearch.as_str()
+    }
+
+    async fn write(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
+        self.0.index(events).await.map_err(from_index)
+    }
+
+    async fn check_ready(&self) -> Result<(), SinkError> {
+        self.0.check_ready().await.map_err(from_index)
+    }
+}
