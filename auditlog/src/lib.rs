@@ -10,7 +10,9 @@
 mod admin;
 mod commands;
 mod gateway;
+mod processor;
 mod query_api;
+mod signal;
 
 use std::process::ExitCode;
 
@@ -71,6 +73,12 @@ enum Command {
     Gateway(gateway::GatewayArgs),
     /// Tenants, API keys and development tokens.
     Admin(admin::AdminArgs),
+    /// Fill one read model (ScyllaDB or OpenSearch) from the event log, exactly once in effect.
+    Processor(processor::ProcessorArgs),
+    /// Rebuild one read model from the event log.
+    Replay(processor::ReplayArgs),
+    /// Compare, per tenant, the events in the log with those in both read models.
+    Reconcile(processor::ReconcileArgs),
     /// Serve the query API (reads, search, stats, exports, live tail, administration).
     QueryApi(query_api::QueryApiArgs),
 }
@@ -109,6 +117,9 @@ pub fn run() -> ExitCode {
             Command::Validate { tenant } => commands::validate(&tenant),
             Command::Gateway(args) => gateway::gateway(args).await,
             Command::Admin(args) => admin::admin(args).await,
+            Command::Processor(args) => processor::processor(args).await,
+            Command::Replay(args) => processor::replay_command(args).await,
+            Command::Reconcile(args) => processor::reconcile_command(args).await,
             Command::QueryApi(args) => query_api::query_api(args).await,
             Command::Schema => {
                 println!("{}", auditlog_schemas::avro::current_schema_text().trim_end());

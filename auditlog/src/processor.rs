@@ -1,0 +1,195 @@
+//! `auditlog processor`, `auditlog replay` and `auditlog reconcile`: fill a read model from
+//! the log, rebuild one, and compare both with the log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use auditlog_processors::reconcile::reconcile;
+use auditlog_processors::replay::{ReplayOptions, replay};
+use auditlog_processors::sink::{IndexSink, StoreSink};
+use auditlog_processors::{ProcessorConfig, Sink, SinkKind};
+use auditlog_schemas::WireCodec;
+use auditlog_seams::resolve;
+use indicatif::{ProgressBar, ProgressStyle};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::signal::shutdown_signal;
+
+/// Registry calls (schema lookups by id) give up after this long; the processor then
+/// retries, it never dead-letters an event because the registry was away.
+const REGISTRY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the log and the read models are.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ViewBackends {
+    /// Event log URI.
+    #[arg(long, env = "AUDITLOG_EVENT_LOG", default_value = "kafka://127.0.0.1:9092")]
+    event_log: String,
+    /// Confluent-compatible schema registry base URL.
+    #[arg(long, env = "AUDITLOG_REGISTRY_URL", default_value = "http://127.0.0.1:8081/apis/ccompat/v7")]
+    registry: String,
+    /// Event store URI (`scylla://host:port[,host:port]/keyspace`).
+    #[arg(long, env = "AUDITLOG_EVENT_STORE", default_value = "scylla://127.0.0.1:9042/auditlog")]
+    store: String,
+    /// Search index URI (`opensearch://host:port`, or an http(s) URL).
+    #[arg(long, env = "AUDITLOG_SEARCH_INDEX", default_value = "opensearch://127.0.0.1:9200")]
+    index: String,
+    /// The shared topic; dedicated tenant topics are `<topic>.<tenant>`.
+    #[arg(long, env = "AUDITLOG_TOPIC", default_value = "audit.events.v1")]
+    topic: String,
+}
+
+/// Options of `auditlog processor`.
+#[derive(Debug, clap::Args)]
+pub struct ProcessorArgs {
+    /// The read model to fill: `scylla` or `opensearch`.
+    #[arg(long, value_parser = parse_sink)]
+    sink: SinkKind,
+    /// Consumer group (default `auditlog-processor-<sink>`).
+    #[arg(long, env = "AUDITLOG_PROCESSOR_GROUP")]
+    group: Option<String>,
+    /// Static group membership (`group.instance.id`), e.g. a StatefulSet pod's name: a
+    /// restarted processor takes its partitions back at once instead of after a rebalance.
+    /// Two live processors must never share one.
+    #[arg(long, env = "AUDITLOG_PROCESSOR_INSTANCE_ID")]
+    instance_id: Option<String>,
+    /// Address of `/healthz`, `/readyz` and `/metrics`.
+    #[arg(long, env = "AUDITLOG_PROCESSOR_LISTEN", default_value = "127.0.0.1:9464")]
+    listen: String,
+    /// Events per batch.
+    #[arg(long, env = "AUDITLOG_PROCESSOR_BATCH_EVENTS", default_value_t = 1_000)]
+    batch_events: usize,
+    /// Longest wait before a partial batch is written, in milliseconds.
+    #[arg(long, env = "AUDITLOG_PROCESSOR_BATCH_AGE_MS", default_value_t = 100)]
+    batch_age_ms: u64,
+    #[command(flatten)]
+    backends: ViewBackends,
+}
+
+/// Options of `auditlog replay`.
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// The read model to rebuild: `scylla` or `opensearch`.
+    #[arg(long, value_parser = parse_sink)]
+    sink: SinkKind,
+    /// Only this tenant's events.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// `earliest` (default) or an RFC 3339 time: only events that occurred from then on.
+    #[arg(long, default_value = "earliest")]
+    from: String,
+    #[command(flatten)]
+    backends: ViewBackends,
+}
+
+/// Options of `auditlog reconcile`.
+#[derive(Debug, clap::Args)]
+pub struct ReconcileArgs {
+    /// Only this tenant.
+    #[arg(long)]
+    tenant: Option<String>,
+    #[command(flatten)]
+    backends: ViewBackends,
+}
+
+fn parse_sink(name: &str) -> Result<SinkKind, String> {
+    SinkKind::parse(name).ok_or_else(|| format!("unknown sink {name:?}: expected scylla or opensearch"))
+}
+
+async fn open_sink(kind: SinkKind, backends: &ViewBackends) -> anyhow::Result<Arc<dyn Sink>> {
+    Ok(match kind {
+        SinkKind::Scylla => Arc::new(StoreSink(
+            resolve::event_store(&backends.store).await.with_context(|| format!("opening the event store at {}", backends.store))?,
+        )),
+        SinkKind::OpenSearch => Arc::new(IndexSink(
+            resolve::search_index(&backends.index).await.with_context(|| format!("opening the search index at {}", backends.index))?,
+        )),
+    })
+}
+
+fn config(kind: SinkKind, backends: &ViewBackends) -> ProcessorConfig {
+    let mut config = ProcessorConfig::new(kind);
+    config.topic.clone_from(&backends.topic);
+    config
+}
+
+/// Runs one processor until SIGINT/SIGTERM, then finishes its batch and commits.
+pub async fn processor(args: ProcessorArgs) -> anyhow::Result<bool> {
+    let mut event_log = args.backends.event_log.clone();
+    if let Some(id) = &args.instance_id {
+        if !event_log.starts_with("kafka://") {
+            bail!("--instance-id applies to a kafka:// event log only");
+        }
+        event_log.push(if event_log.contains('?') { '&' } else { '?' });
+        event_log.push_str(&format!("group.instance.id={id}"));
+    }
+    let log = resolve::event_log(&event_log)?;
+    let codec = Arc::new(WireCodec::new(&args.backends.registry, REGISTRY_TIMEOUT)?);
+    let sink = open_sink(args.sink, &args.backends).await?;
+    let mut config = config(args.sink, &args.backends);
+    if let Some(group) = args.group {
+        config.group = group;
+    }
+    config.batch.max_events = args.batch_events.max(1);
+    config.batch.max_age = Duration::from_millis(args.batch_age_ms);
+    let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    eprintln!("auditlog processor ({}) consuming as group {}; health on http://{}", args.sink.as_str(), config.group, listener.local_addr()?);
+    let ops = auditlog_processors::ops::router(Arc::clone(&log), vec![Arc::clone(&sink)]);
+    let (stop_ops, ops_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, ops).with_graceful_shutdown(async { ops_stopped.await.unwrap_or(()) }).await
+    });
+    let stopped = auditlog_processors::run(config, log, codec, sink, shutdown_signal("finishing the batch in flight and committing it")).await;
+    let _ = stop_ops.send(());
+    let _ = server.await;
+    stopped?;
+    Ok(true)
+}
+
+/// Replays the log into one read model, with a progress bar.
+pub async fn replay_command(args: ReplayArgs) -> anyhow::Result<bool> {
+    let from = match args.from.as_str() {
+        "earliest" => None,
+        time => Some(OffsetDateTime::parse(time, &Rfc3339).with_context(|| format!("--from {time:?} is neither `earliest` nor an RFC 3339 time"))?),
+    };
+    let log = resolve::event_log(&args.backends.event_log)?;
+    let codec = Arc::new(WireCodec::new(&args.backends.registry, REGISTRY_TIMEOUT)?);
+    let sink = open_sink(args.sink, &args.backends).await?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} replay [{elapsed_precise}] {wide_bar} {pos}/{len} records ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let shown = bar.clone();
+    let progress = move |step: Result<u64, u64>| match step {
+        Err(total) => shown.set_length(total),
+        Ok(n) => shown.inc(n),
+    };
+    let options = ReplayOptions { tenant: args.tenant, from };
+    let config = config(args.sink, &args.backends);
+    let report = replay(&config, log, codec, sink, options, progress, shutdown_signal("stopping the replay")).await?;
+    bar.finish();
+    eprintln!("replayed {} records into {} in {:.1} s{}", report.records, args.sink.as_str(), report.seconds, if report.complete { "" } else { " (interrupted)" });
+    Ok(report.complete)
+}
+
+/// Prints, per tenant, the log's events against both views; succeeds when both are exact.
+pub async fn reconcile_command(args: ReconcileArgs) -> anyhow::Result<bool> {
+    let log = resolve::event_log(&args.backends.event_log)?;
+    let codec = Arc::new(WireCodec::new(&args.backends.registry, REGISTRY_TIMEOUT)?);
+    let store = resolve::event_store(&args.backends.store).await.with_context(|| format!("opening the event store at {}", args.backends.store))?;
+    let index = resolve::search_index(&args.backends.index).await.with_context(|| format!("opening the search index at {}", args.backends.index))?;
+    let config = config(SinkKind::Scylla, &args.backends);
+    let reports = reconcile(&config, log, codec, store, index, args.tenant, shutdown_signal("stopping the reconciliation")).await?;
+    if reports.is_empty() {
+        bail!("the log holds no events to reconcile");
+    }
+    for report in &reports {
+        println!("{}", serde_json::to_string(report)?);
+    }
+    let exact = reports.iter().filter(|r| r.is_exact()).count();
+    eprintln!("{exact} of {} tenants exact in both views", reports.len());
+    Ok(exact == reports.len())
+}
