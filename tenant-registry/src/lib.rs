@@ -6,14 +6,18 @@
 //!   durable before they return), in [`registry`];
 //! - [`KafkaTenantRegistry`] ([`kafka`]): a compacted Kafka topic replayed into memory by
 //!   every process, changes visible everywhere within a second;
-//! - [`InMemoryTenantRegistry`] ([`memory`]): this process only (standalone, tests);
-//! - [`open_registry`]: picks one from a URI (`kafka://host:port[?topic=...]`, `memory://`);
+//! - [`FileTenantRegistry`] ([`file`]): one JSON file rewritten atomically on each change
+//!   (standalone mode, in its data directory);
+//! - [`InMemoryTenantRegistry`] ([`memory`]): this process only (tests);
+//! - [`open_registry`]: picks one from a URI (`kafka://host:port[?topic=...]`,
+//!   `file:///path/tenants.json`, `memory://`);
 //! - [`TenantSettings`], [`TenantPatch`], [`ApiKeyRecord`], [`IssuedKey`] ([`model`]), their
 //!   checks ([`validate`]) and the topic's record format (`record`);
 //! - [`api_key`]: key generation, hashing, and [`api_key::authenticate`]; [`Role`].
 
 pub mod api_key;
 pub mod error;
+pub mod file;
 pub mod kafka;
 pub mod memory;
 pub mod model;
@@ -27,6 +31,7 @@ use std::sync::Arc;
 
 pub use api_key::KeyHash;
 pub use error::{FieldProblem, RegistryError};
+pub use file::FileTenantRegistry;
 pub use kafka::{KafkaRegistryConfig, KafkaTenantRegistry};
 pub use memory::InMemoryTenantRegistry;
 pub use model::{ApiKeyRecord, DEFAULT_RETENTION_DAYS, IssuedKey, TenantPatch, TenantSettings};
@@ -38,6 +43,8 @@ pub use role::Role;
 pub enum RegistryUri {
     /// `memory://`.
     Memory,
+    /// `file:///path/tenants.json` (or `file://relative/path`).
+    File(std::path::PathBuf),
     /// `kafka://host:port[,host:port...][?topic=name]`.
     Kafka {
         /// `bootstrap.servers`.
@@ -53,6 +60,8 @@ impl RegistryUri {
         let config = |m: String| RegistryError::Config(m);
         match uri.split_once("://") {
             Some(("memory", "" | "/")) => Ok(Self::Memory),
+            Some(("file", "")) => Err(config(format!("registry uri {uri:?} names no file"))),
+            Some(("file", path)) => Ok(Self::File(path.into())),
             Some(("kafka", rest)) => {
                 let (servers, query) = rest.split_once('?').unwrap_or((rest, ""));
                 let servers = servers.trim_end_matches('/');
@@ -68,7 +77,7 @@ impl RegistryUri {
                 }
                 Ok(Self::Kafka { servers: servers.to_owned(), topic })
             }
-            Some((scheme, _)) => Err(config(format!("unsupported registry scheme {scheme:?} in {uri:?} (kafka://, memory://)"))),
+            Some((scheme, _)) => Err(config(format!("unsupported registry scheme {scheme:?} in {uri:?} (kafka://, file://, memory://)"))),
             None => Err(config(format!("registry uri {uri:?} has no scheme, e.g. kafka://127.0.0.1:9092"))),
         }
     }
@@ -79,6 +88,10 @@ impl RegistryUri {
 pub async fn open_registry(uri: &str) -> Result<Arc<dyn TenantAdmin>, RegistryError> {
     Ok(match RegistryUri::parse(uri)? {
         RegistryUri::Memory => Arc::new(InMemoryTenantRegistry::new()),
+        RegistryUri::File(path) => {
+            let opened = tokio::task::spawn_blocking(move || FileTenantRegistry::open(path)).await;
+            Arc::new(opened.map_err(|e| RegistryError::Unavailable(format!("opening the registry file: {e}")))??)
+        }
         RegistryUri::Kafka { servers, topic } => {
             let config = KafkaRegistryConfig { topic, ..KafkaRegistryConfig::new(servers) };
             Arc::new(KafkaTenantRegistry::open(config).await?)
@@ -91,13 +104,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn uris_name_memory_or_kafka_with_an_optional_topic() {
+    fn uris_name_memory_file_or_kafka_with_an_optional_topic() {
         assert_eq!(RegistryUri::parse("memory://"), Ok(RegistryUri::Memory));
         let default = RegistryUri::Kafka { servers: "a:9092,b:9092".into(), topic: kafka::DEFAULT_TOPIC.into() };
         assert_eq!(RegistryUri::parse("kafka://a:9092,b:9092/"), Ok(default));
         let custom = RegistryUri::Kafka { servers: "a:9092".into(), topic: "t.v1".into() };
         assert_eq!(RegistryUri::parse("kafka://a:9092?topic=t.v1"), Ok(custom));
-        for bad in ["kafka://", "kafka://a:1?group=x", "memory://x", "file:///tmp", "a:9092"] {
+        assert_eq!(RegistryUri::parse("file:///data/tenants.json"), Ok(RegistryUri::File("/data/tenants.json".into())));
+        for bad in ["kafka://", "kafka://a:1?group=x", "memory://x", "file://", "a:9092"] {
             assert!(matches!(RegistryUri::parse(bad), Err(RegistryError::Config(_))), "{bad}");
         }
     }
@@ -108,5 +122,16 @@ mod tests {
         registry.create_tenant(TenantSettings::new("acme")).await.expect("valid tenant");
         let reads: Arc<dyn TenantRegistry> = registry;
         assert!(reads.tenant("acme").is_some());
+    }
+
+    #[tokio::test]
+    async fn file_uris_open_a_registry_that_outlives_the_handle() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let uri = format!("file://{}/tenants.json", dir.path().display());
+        let registry = open_registry(&uri).await.expect("file opens");
+        registry.create_tenant(TenantSettings::new("acme")).await.expect("valid tenant");
+        drop(registry);
+        let reopened = open_registry(&uri).await.expect("file reopens");
+        assert!(reopened.tenant("acme").is_some());
     }
 }

@@ -1,0 +1,245 @@
+//! [`FileTenantRegistry`]: the registry persisted in one JSON file (`file:///path`), the
+//! durable registry of standalone mode.
+//!
+//! # Design, and why
+//! - **One file, rewritten atomically.** The file holds the full current state of every
+//!   entity, in the registry topic's record format (`crate::record`: key `tenant/<id>` or
+//!   `key/<key_id>`, value the entity's JSON; a key's value holds the SHA-256 of its secret,
+//!   never the secret). Each change rewrites the whole file (write a temporary file, fsync,
+//!   rename, fsync the directory), so a crash leaves the old or the new state, never a mix.
+//!   Admin changes are rare and human-paced and the file is as small as the registry, so the
+//!   rewrite costs nothing that matters, and there is no log to compact.
+//! - **Durable before visible.** A change is validated against the in-memory view, written
+//!   and fsynced, and only then applied to the view, so a change the caller saw succeed
+//!   survives a crash, and a failed write changes nothing. Changes are serialized by a lock.
+//! - **Versioned.** The file names its format and version; a file of a newer version, or one
+//!   that cannot be read, fails the open with an error naming the file (never a silently
+//!   empty registry).
+//! - **One process.** Only one process may change the file (standalone mode holds the data
+//!   directory's lock); reads answer from memory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use async_trait::async_trait;
+use auditlog_seams::event_log::embedded::files;
+use serde::{Deserialize, Serialize};
+
+use crate::api_key::KeyHash;
+use crate::view::{Change, View};
+use crate::{ApiKeyRecord, IssuedKey, RegistryError, Role, TenantAdmin, TenantPatch, TenantRegistry, TenantSettings, record};
+
+/// Kind written into the registry file.
+pub const FORMAT_KIND: &str = "auditlog-tenant-registry";
+/// Format version of the registry file.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The file's content.
+#[derive(Serialize, Deserialize)]
+struct Document {
+    format: String,
+    version: u32,
+    /// Record key to the entity's JSON value.
+    records: BTreeMap<String, serde_json::Value>,
+}
+
+/// The registry persisted in one JSON file; see the module docs.
+pub struct FileTenantRegistry {
+    path: PathBuf,
+    view: View,
+    /// The file's records as last written; guarded by the write lock that serializes
+    /// check, write and apply.
+    records: tokio::sync::Mutex<BTreeMap<String, serde_json::Value>>,
+    /// Version of the next change applied to the view.
+    next_version: AtomicI64,
+}
+
+impl std::fmt::Debug for FileTenantRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileTenantRegistry").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+fn file_error(path: &Path, message: impl std::fmt::Display) -> RegistryError {
+    RegistryError::Config(format!("tenant registry file {}: {message}", path.display()))
+}
+
+impl FileTenantRegistry {
+    /// Opens the registry in `path`, empty when the file does not exist yet (its directory
+    /// is created). Fails, naming the file, when it is unreadable, corrupt or newer.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, RegistryError> {
+        let path = path.into();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| file_error(parent, e))?;
+        }
+        let records = match std::fs::read(&path) {
+            Ok(bytes) => Self::parse(&path, &bytes)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(file_error(&path, e)),
+        };
+        let view = View::default();
+        let mut version = 0;
+        for (key, value) in &records {
+            let bytes = serde_json::to_vec(value).map_err(|e| file_error(&path, e))?;
+            let change = record::decode(key.as_bytes(), Some(&bytes)).map_err(|e| file_error(&path, e))?;
+            view.apply(change, version);
+            version += 1;
+        }
+        Ok(Self { path, view, records: tokio::sync::Mutex::new(records), next_version: AtomicI64::new(version) })
+    }
+
+    fn parse(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, serde_json::Value>, RegistryError> {
+        let doc: Document = serde_json::from_slice(bytes).map_err(|e| file_error(path, format!("not a registry file: {e}")))?;
+        if doc.format != FORMAT_KIND {
+            return Err(file_error(path, format!("holds {:?}, expected {FORMAT_KIND:?}", doc.format)));
+        }
+        if doc.version > FORMAT_VERSION {
+            return Err(file_error(path, format!("has format version {}, newer than the supported {FORMAT_VERSION}: upgrade auditlog", doc.version)));
+        }
+        Ok(doc.records)
+    }
+
+    /// The registry file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `change` durably into the file, then applies it to the view.
+    async fn record(&self, records: &mut BTreeMap<String, serde_json::Value>, change: Change) -> Result<(), RegistryError> {
+        let (key, value) = record::encode(&change).ok_or_else(|| RegistryError::Config("removals are not written".into()))?;
+        let value: serde_json::Value = serde_json::from_slice(&value).map_err(|e| RegistryError::Config(e.to_string()))?;
+        let mut next = records.clone();
+        next.insert(key, value);
+        let doc = Document { format: FORMAT_KIND.to_owned(), version: FORMAT_VERSION, records: next };
+        let mut bytes = serde_json::to_vec_pretty(&doc).map_err(|e| RegistryError::Config(e.to_string()))?;
+        bytes.push(b'\n');
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || files::write_atomic(&path, &bytes))
+            .await
+            .map_err(|e| RegistryError::Unavailable(format!("registry write task: {e}")))?
+            .map_err(|e| RegistryError::Unavailable(format!("writing {}: {e}", self.path.display())))?;
+        *records = doc.records;
+        self.view.apply(change, self.next_version.fetch_add(1, Ordering::Relaxed));
+        Ok(())
+    }
+}
+
+impl TenantRegistry for FileTenantRegistry {
+    fn api_key_by_hash(&self, hash: &KeyHash) -> Option<ApiKeyRecord> {
+        self.view.key_by_hash(hash)
+    }
+
+    fn tenant(&self, tenant_id: &str) -> Option<TenantSettings> {
+        self.view.tenant(tenant_id)
+    }
+}
+
+#[async_trait]
+impl TenantAdmin for FileTenantRegistry {
+    async fn create_tenant(&self, settings: TenantSettings) -> Result<TenantSettings, RegistryError> {
+        let mut records = self.records.lock().await;
+        let settings = self.view.plan_create_tenant(settings)?;
+        self.record(&mut records, Change::Tenant(settings.clone())).await?;
+        tracing::info!(tenant_id = %settings.id, "tenant created");
+        Ok(settings)
+    }
+
+    async fn update_tenant(&self, tenant_id: &str, patch: TenantPatch) -> Result<TenantSettings, RegistryError> {
+        let mut records = self.records.lock().await;
+        let settings = self.view.plan_update_tenant(tenant_id, &patch)?;
+        self.record(&mut records, Change::Tenant(settings.clone())).await?;
+        tracing::info!(tenant_id, "tenant updated");
+        Ok(settings)
+    }
+
+    async fn create_api_key(&self, tenant_id: &str, name: &str, roles: Vec<Role>) -> Result<IssuedKey, RegistryError> {
+        let mut records = self.records.lock().await;
+        let (change, issued) = self.view.plan_create_key(tenant_id, name, roles)?;
+        self.record(&mut records, change).await?;
+        tracing::info!(tenant_id, key_id = %issued.key_id, "api key created");
+        Ok(issued)
+    }
+
+    async fn revoke_api_key(&self, tenant_id: &str, key_id: &str) -> Result<ApiKeyRecord, RegistryError> {
+        let mut records = self.records.lock().await;
+        let (hash, record) = self.view.plan_revoke(tenant_id, key_id)?;
+        self.record(&mut records, Change::Key { hash, record: record.clone() }).await?;
+        tracing::info!(tenant_id, key_id, "api key revoked");
+        Ok(record)
+    }
+
+    fn list_tenants(&self) -> Vec<TenantSettings> {
+        self.view.list_tenants()
+    }
+
+    fn list_api_keys(&self, tenant_id: &str) -> Result<Vec<ApiKeyRecord>, RegistryError> {
+        self.view.list_keys(tenant_id)
+    }
+
+    async fn check_ready(&self) -> Result<(), RegistryError> {
+        match self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(dir) if !dir.is_dir() => Err(RegistryError::Unavailable(format!("{} is gone", dir.display()))),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api_key;
+
+    fn path(dir: &tempfile::TempDir) -> PathBuf {
+        dir.path().join("nested/tenants.json")
+    }
+
+    #[tokio::test]
+    async fn changes_survive_a_reopen_and_revocation_sticks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let registry = FileTenantRegistry::open(path(&dir)).expect("new file");
+        assert!(registry.list_tenants().is_empty());
+        registry.create_tenant(TenantSettings::new("acme")).await.expect("valid tenant");
+        let patch = TenantPatch { retention_days: Some(30), ..TenantPatch::default() };
+        registry.update_tenant("acme", patch).await.expect("known tenant");
+        let kept = registry.create_api_key("acme", "ci", vec![Role::Writer]).await.expect("tenant exists");
+        let revoked = registry.create_api_key("acme", "old", vec![Role::Reader]).await.expect("tenant exists");
+        registry.revoke_api_key("acme", &revoked.key_id).await.expect("own key");
+        drop(registry);
+
+        let reopened = FileTenantRegistry::open(path(&dir)).expect("existing file");
+        assert_eq!(reopened.tenant("acme").map(|t| t.retention_days), Some(30));
+        let record = api_key::authenticate(&reopened, &kept.key).expect("kept key still works");
+        assert_eq!(record.roles, vec![Role::Writer]);
+        assert!(api_key::authenticate(&reopened, &revoked.key).is_none(), "revoked key stays revoked");
+        assert_eq!(reopened.list_api_keys("acme").map(|k| k.len()), Ok(2));
+        assert!(matches!(reopened.create_tenant(TenantSettings::new("acme")).await, Err(RegistryError::TenantExists(_))));
+    }
+
+    #[tokio::test]
+    async fn the_file_holds_hashes_never_secrets_and_failed_checks_write_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let registry = FileTenantRegistry::open(path(&dir)).expect("new file");
+        assert!(matches!(registry.create_tenant(TenantSettings::new("Bad Id")).await, Err(RegistryError::Invalid(_))));
+        assert!(!path(&dir).exists(), "an invalid change writes nothing");
+        registry.create_tenant(TenantSettings::new("acme")).await.expect("valid tenant");
+        let issued = registry.create_api_key("acme", "ci", vec![Role::Writer]).await.expect("tenant exists");
+        let text = std::fs::read_to_string(path(&dir)).expect("written");
+        assert!(!text.contains(&issued.key) && !text.contains(&issued.key[4..]), "no secret on disk");
+        assert!(text.contains(&api_key::to_hex(&api_key::hash(&issued.key))));
+    }
+
+    #[test]
+    fn corrupt_or_newer_files_are_refused_naming_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("tenants.json");
+        std::fs::write(&file, b"{not json").expect("write");
+        let err = FileTenantRegistry::open(&file).expect_err("corrupt").to_string();
+        assert!(err.contains("tenants.json"), "{err}");
+        std::fs::write(&file, format!(r#"{{"format":"{FORMAT_KIND}","version":99,"records":{{}}}}"#)).expect("write");
+        let err = FileTenantRegistry::open(&file).expect_err("newer").to_string();
+        assert!(err.contains("tenants.json") && err.contains("newer"), "{err}");
+        std::fs::write(&file, format!(r#"{{"format":"{FORMAT_KIND}","version":1,"records":{{"tenant/acme":{{"id":"other"}}}}}}"#)).expect("write");
+        assert!(FileTenantRegistry::open(&file).is_err(), "a record under the wrong key is refused");
+    }
+}
