@@ -13,6 +13,7 @@ mod gateway;
 mod processor;
 mod query_api;
 mod signal;
+mod standalone;
 
 use std::process::ExitCode;
 
@@ -39,6 +40,8 @@ struct Backends {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole product in one process with embedded storage (the quickest start).
+    Standalone(standalone::StandaloneArgs),
     /// Validate JSON events (one per line on stdin) and append them to the event log.
     Produce {
         /// Tenant the events belong to (the gateway takes it from credentials).
@@ -108,6 +111,7 @@ pub fn run() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Standalone(args) => standalone::standalone(args).await,
             Command::Produce { tenant, topic, backends } => {
                 commands::produce(&tenant, &topic, &backends.event_log, &backends.registry).await
             }
