@@ -10,7 +10,9 @@ use auditlog_processors::replay::{ReplayOptions, replay};
 use auditlog_processors::sink::{IndexSink, StoreSink};
 use auditlog_processors::{ProcessorConfig, Sink, SinkKind};
 use auditlog_schemas::WireCodec;
+use auditlog_seams::event_store::Retention;
 use auditlog_seams::resolve;
+use auditlog_tenant_registry::DEFAULT_RETENTION_DAYS;
 use indicatif::{ProgressBar, ProgressStyle};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -36,6 +38,9 @@ pub struct ViewBackends {
     /// Search index URI (`opensearch://host:port`, or an http(s) URL).
     #[arg(long, env = "AUDITLOG_SEARCH_INDEX", default_value = "opensearch://127.0.0.1:9200")]
     index: String,
+    /// Tenant registry: each tenant's retention becomes the TTL of its rows in ScyllaDB.
+    #[arg(long, env = "AUDITLOG_TENANT_REGISTRY", default_value = "kafka://127.0.0.1:9092")]
+    tenant_registry: String,
     /// The shared topic; dedicated tenant topics are `<topic>.<tenant>`.
     #[arg(long, env = "AUDITLOG_TOPIC", default_value = "audit.events.v1")]
     topic: String,
@@ -98,10 +103,24 @@ fn parse_sink(name: &str) -> Result<SinkKind, String> {
     SinkKind::parse(name).ok_or_else(|| format!("unknown sink {name:?}: expected scylla or opensearch"))
 }
 
+/// Each tenant's retention from the registry; tenants without settings get the default,
+/// as the query API serves them.
+async fn retention(backends: &ViewBackends) -> anyhow::Result<Retention> {
+    let tenants = auditlog_tenant_registry::open_registry(&backends.tenant_registry)
+        .await
+        .with_context(|| format!("opening the tenant registry at {}", backends.tenant_registry))?;
+    Ok(Arc::new(move |tenant: &str| {
+        let days = tenants.tenant(tenant).map_or(DEFAULT_RETENTION_DAYS, |t| t.retention_days);
+        Some(time::Duration::days(i64::from(days)))
+    }))
+}
+
 async fn open_sink(kind: SinkKind, backends: &ViewBackends) -> anyhow::Result<Arc<dyn Sink>> {
     Ok(match kind {
         SinkKind::Scylla => Arc::new(StoreSink(
-            resolve::event_store(&backends.store).await.with_context(|| format!("opening the event store at {}", backends.store))?,
+            resolve::event_store_with(&backends.store, Some(retention(backends).await?))
+                .await
+                .with_context(|| format!("opening the event store at {}", backends.store))?,
         )),
         SinkKind::OpenSearch => Arc::new(IndexSink(
             resolve::search_index(&backends.index).await.with_context(|| format!("opening the search index at {}", backends.index))?,

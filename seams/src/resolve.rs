@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::event_log::embedded::{FileEventLog, FileLogConfig, files};
 use crate::event_log::kafka::{KafkaConfig, KafkaEventLog};
 use crate::event_store::embedded::FjallEventStore;
+use crate::event_store::Retention;
 use crate::event_store::scylla::{ScyllaConfig, ScyllaEventStore};
 use crate::search_index::embedded::TantivySearchIndex;
 use crate::search_index::opensearch::{OpenSearchConfig, OpenSearchIndex};
@@ -76,6 +77,12 @@ fn kafka_config(rest: &str) -> Result<KafkaConfig, LogError> {
 /// - `scylla://host:port[,host:port...][/keyspace]` (keyspace default [`DEFAULT_KEYSPACE`]);
 /// - `file:///path`: the fjall store in that directory.
 pub async fn event_store(uri: &str) -> Result<Arc<dyn EventStore>, StoreError> {
+    event_store_with(uri, None).await
+}
+
+/// [`event_store`], with each tenant's `retention` applied as the rows' TTL where the store
+/// supports expiry (ScyllaDB); the embedded store relies on `purge_before` sweeps.
+pub async fn event_store_with(uri: &str, retention: Option<Retention>) -> Result<Arc<dyn EventStore>, StoreError> {
     match uri.split_once("://") {
         Some(("scylla", rest)) => {
             let (nodes, keyspace) = rest.split_once('/').unwrap_or((rest, ""));
@@ -84,7 +91,11 @@ pub async fn event_store(uri: &str) -> Result<Arc<dyn EventStore>, StoreError> {
             if nodes.is_empty() || !keyspace.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 return Err(StoreError::Invalid(format!("event store uri {uri:?}: expected scylla://host:port[,host:port]/keyspace")));
             }
-            Ok(Arc::new(ScyllaEventStore::connect(&ScyllaConfig::new(nodes, keyspace)).await?))
+            let store = ScyllaEventStore::connect(&ScyllaConfig::new(nodes, keyspace)).await?;
+            Ok(Arc::new(match retention {
+                Some(retention) => store.with_retention(retention),
+                None => store,
+            }))
         }
         Some(("file", rest)) => {
             let dir = file_path(rest).ok_or_else(|| StoreError::Invalid(format!("event store uri {uri:?} names no directory")))?;

@@ -23,6 +23,12 @@ use time::OffsetDateTime;
 
 use crate::query::{EventFilter, Page, PageRequest, StoredEvent};
 
+/// A tenant's retention, as the store's writer looks it up per event: `None` keeps events
+/// forever. A store that supports expiry (ScyllaDB: `USING TTL`) lets each event expire when
+/// its tenant's retention has passed since it occurred, and does not write events already
+/// past it.
+pub type Retention = std::sync::Arc<dyn Fn(&str) -> Option<time::Duration> + Send + Sync>;
+
 /// Errors of the event store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

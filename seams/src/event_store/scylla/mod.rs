@@ -9,6 +9,12 @@
 //! redelivery that follows it (offsets are committed only after `upsert` returned), because
 //! the second step always writes the stored winner. Writes run with bounded concurrency.
 //!
+//! # Retention
+//! With [`ScyllaEventStore::with_retention`], every row of an event is written `USING TTL`
+//! the time left of its tenant's retention, so expired events disappear without a sweep; an
+//! event already past it is not written at all. The bucket directory has no TTL (an expired
+//! day leaves an entry that lists nothing, removed by `purge_before`).
+//!
 //! # Durability
 //! `upsert` returns once every statement was acknowledged at the session's consistency
 //! (LOCAL_QUORUM by default). Whether an acknowledged write survives a node crash depends on
@@ -30,7 +36,7 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlValue;
 use time::OffsetDateTime;
 
-use crate::event_store::{EventStore, StoreError};
+use crate::event_store::{EventStore, Retention, StoreError};
 use crate::query::{EventFilter, Page, PageRequest, StoredEvent};
 use crate::LogPosition;
 
@@ -68,6 +74,7 @@ pub struct ScyllaEventStore {
     session: Arc<Session>,
     st: Statements,
     write_concurrency: usize,
+    retention: Option<Retention>,
 }
 
 impl std::fmt::Debug for ScyllaEventStore {
@@ -138,17 +145,17 @@ impl ScyllaEventStore {
         };
         let st = Statements {
             insert_winner: prepare(format!(
-                "INSERT INTO {ks}.events_by_id (tenant_id, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
+                "INSERT INTO {ks}.events_by_id (tenant_id, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?"
             ))
             .await?,
             select_by_id: prepare(format!("SELECT {COLUMNS} FROM {ks}.events_by_id WHERE tenant_id = ? AND id = ?")).await?,
-            insert_time: prepare(format!("INSERT INTO {ks}.events_by_time (tenant_id, bucket, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")).await?,
+            insert_time: prepare(format!("INSERT INTO {ks}.events_by_time (tenant_id, bucket, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?")).await?,
             insert_actor: prepare(format!(
-                "INSERT INTO {ks}.events_by_actor (tenant_id, actor_id, bucket, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO {ks}.events_by_actor (tenant_id, actor_id, bucket, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
             ))
             .await?,
             insert_target: prepare(format!(
-                "INSERT INTO {ks}.events_by_target (tenant_id, target_key, bucket, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO {ks}.events_by_target (tenant_id, target_key, bucket, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
             ))
             .await?,
             insert_bucket: prepare(format!("INSERT INTO {ks}.buckets (tenant_id, index_name, index_key, bucket) VALUES (?, ?, ?, ?)")).await?,
@@ -177,16 +184,40 @@ impl ScyllaEventStore {
             ))
             .await?,
         };
-        Ok(Self { session: Arc::new(session), st, write_concurrency: config.write_concurrency.max(1) })
+        Ok(Self { session: Arc::new(session), st, write_concurrency: config.write_concurrency.max(1), retention: None })
+    }
+
+    /// Expires each event when its tenant's `retention` has passed since it occurred.
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = Some(retention);
+        self
+    }
+
+    /// The TTL of an event's rows in seconds (0: none), or `None` when it is already past
+    /// its tenant's retention.
+    fn ttl_secs(&self, event: &auditlog_schemas::AuditEvent) -> Option<i32> {
+        /// Cassandra's largest TTL (20 years).
+        const MAX_TTL_SECS: i64 = 630_720_000;
+        let Some(retention) = self.retention.as_ref().and_then(|r| r(&event.tenant_id)) else {
+            return Some(0);
+        };
+        let left = (event.occurred_at + retention - OffsetDateTime::now_utc()).whole_seconds();
+        // `left` is in 1..=MAX_TTL_SECS, so the cast cannot truncate.
+        (left > 0).then(|| left.min(MAX_TTL_SECS) as i32)
     }
 
     /// Writes one event: claims its id, then indexes whichever version holds the id.
     async fn upsert_one(&self, stored: &StoredEvent) -> Result<(), StoreError> {
         let event = &stored.event;
+        let Some(ttl) = self.ttl_secs(event) else {
+            // Past its tenant's retention: it would not be served; keeping it would break
+            // the retention promise.
+            return Ok(());
+        };
         let json = serde_json::to_string(event).map_err(|e| StoreError::Invalid(format!("event {}: {e}", event.id)))?;
         let us = auditlog_schemas::avro::to_micros(event.occurred_at);
         let p = &stored.position;
-        let values = (&event.tenant_id, us, &event.id, &json, &p.topic, p.partition, p.offset);
+        let values = (&event.tenant_id, us, &event.id, &json, &p.topic, p.partition, p.offset, ttl);
         let result = self.session.execute_unpaged(&self.st.insert_winner, values).await.map_err(unavailable)?;
         let applied = result
             .into_rows_result()
@@ -202,11 +233,15 @@ impl ScyllaEventStore {
                 .await?
                 .ok_or_else(|| StoreError::Unavailable(format!("event {} vanished after its id was claimed", event.id)))?
         };
-        self.index(&winner).await
+        // The winner's own occurred_at decides when its rows expire.
+        match if applied { Some(ttl) } else { self.ttl_secs(&winner.event) } {
+            Some(ttl) => self.index(&winner, ttl).await,
+            None => Ok(()),
+        }
     }
 
     /// Writes `winner` to the list tables and the bucket directory (idempotent upserts).
-    async fn index(&self, winner: &StoredEvent) -> Result<(), StoreError> {
+    async fn index(&self, winner: &StoredEvent, ttl: i32) -> Result<(), StoreError> {
         let e = &winner.event;
         let json = serde_json::to_string(e).map_err(|err| StoreError::Invalid(format!("event {}: {err}", e.id)))?;
         let us = auditlog_schemas::avro::to_micros(e.occurred_at);
@@ -216,11 +251,11 @@ impl ScyllaEventStore {
         let row = (us, &e.id, &json, &p.topic, p.partition, p.offset);
         let keys: Vec<String> = e.targets.iter().map(|x| target_key(&x.kind, &x.id)).collect();
         let mut writes: Vec<BoxFuture<'_, Write>> = vec![
-            s.execute_unpaged(&self.st.insert_time, (t, b, row.0, row.1, row.2, row.3, row.4, row.5)).boxed(),
-            s.execute_unpaged(&self.st.insert_actor, (t, &e.actor.id, b, row.0, row.1, row.2, row.3, row.4, row.5)).boxed(),
+            s.execute_unpaged(&self.st.insert_time, (t, b, row.0, row.1, row.2, row.3, row.4, row.5, ttl)).boxed(),
+            s.execute_unpaged(&self.st.insert_actor, (t, &e.actor.id, b, row.0, row.1, row.2, row.3, row.4, row.5, ttl)).boxed(),
         ];
         for key in &keys {
-            writes.push(s.execute_unpaged(&self.st.insert_target, (t, key, b, row.0, row.1, row.2, row.3, row.4, row.5)).boxed());
+            writes.push(s.execute_unpaged(&self.st.insert_target, (t, key, b, row.0, row.1, row.2, row.3, row.4, row.5, ttl)).boxed());
         }
         let mut directory: Vec<BoxFuture<'_, Write>> = vec![s.execute_unpaged(&self.st.insert_bucket, (t, "time", "", b)).boxed()];
         directory.push(s.execute_unpaged(&self.st.insert_bucket, (t, "actor", &e.actor.id, b)).boxed());
