@@ -13,6 +13,8 @@ use auditlog_ingest_gateway::{GatewayState, run};
 use auditlog_schemas::WireCodec;
 use auditlog_seams::resolve;
 
+use crate::signal::shutdown_signal;
+
 /// Options of `auditlog gateway`.
 #[derive(Debug, clap::Args)]
 pub struct GatewayArgs {
@@ -65,7 +67,7 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<bool> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     eprintln!("auditlog gateway listening on http://{}", listener.local_addr()?);
-    run(listener, state, shutdown_signal()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    run(listener, state, shutdown_signal("draining requests and flushing the producer")).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(true)
 }
 
@@ -91,25 +93,3 @@ pub fn token(args: TokenArgs) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-/// Resolves on ctrl-c or SIGTERM (Kubernetes stops pods with SIGTERM).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-    eprintln!("shutting down: draining requests and flushing the producer");
-}

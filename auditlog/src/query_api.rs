@@ -11,6 +11,8 @@ use auditlog_query_api::{Backends, QueryState, run};
 use auditlog_schemas::WireCodec;
 use auditlog_seams::resolve;
 
+use crate::signal::shutdown_signal;
+
 /// Options of `auditlog query-api`.
 #[derive(Debug, clap::Args)]
 pub struct QueryApiArgs {
@@ -47,29 +49,7 @@ pub async fn query_api(args: QueryApiArgs) -> anyhow::Result<bool> {
     let state = QueryState::new(config, Backends { store, index, log, codec, tenants }).map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     eprintln!("auditlog query API listening on http://{}", listener.local_addr()?);
-    run(listener, state, shutdown_signal()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    run(listener, state, shutdown_signal("closing live tails and draining requests")).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(true)
 }
 
-/// Resolves on ctrl-c or SIGTERM (Kubernetes stops pods with SIGTERM).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-    eprintln!("shutting down: closing live tails and draining requests");
-}
