@@ -44,6 +44,35 @@ pub struct ViewBackends {
     /// The shared topic; dedicated tenant topics are `<topic>.<tenant>`.
     #[arg(long, env = "AUDITLOG_TOPIC", default_value = "audit.events.v1")]
     topic: String,
+    /// A standalone data directory (stopped): sets the event log, store, index and tenant
+    /// registry to the embedded ones inside it, overriding the options above.
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
+}
+
+impl ViewBackends {
+    /// The backends with `--data-dir` applied.
+    fn resolved(&self) -> Self {
+        let mut backends = self.clone();
+        if let Some(dir) = &self.data_dir {
+            let uri = |sub: &str| format!("file://{}", dir.join(sub).display());
+            backends.event_log = uri("log");
+            backends.store = uri("store");
+            backends.index = uri("index");
+            backends.tenant_registry = uri("tenants.json");
+        }
+        backends
+    }
+
+    /// The codec of the event log: the registry's for Kafka, the built-in schema ids for the
+    /// embedded log (standalone mode has no registry).
+    fn codec(&self) -> anyhow::Result<Arc<WireCodec>> {
+        Ok(Arc::new(if self.event_log.starts_with("file://") {
+            WireCodec::embedded()
+        } else {
+            WireCodec::new(&self.registry, REGISTRY_TIMEOUT)?
+        }))
+    }
 }
 
 /// Options of `auditlog processor`.
@@ -135,7 +164,8 @@ fn config(kind: SinkKind, backends: &ViewBackends) -> ProcessorConfig {
 }
 
 /// Runs one processor until SIGINT/SIGTERM, then finishes its batch and commits.
-pub async fn processor(args: ProcessorArgs) -> anyhow::Result<bool> {
+pub async fn processor(mut args: ProcessorArgs) -> anyhow::Result<bool> {
+    args.backends = args.backends.resolved();
     let mut event_log = args.backends.event_log.clone();
     if let Some(id) = &args.instance_id {
         if !event_log.starts_with("kafka://") {
@@ -145,7 +175,7 @@ pub async fn processor(args: ProcessorArgs) -> anyhow::Result<bool> {
         event_log.push_str(&format!("group.instance.id={id}"));
     }
     let log = resolve::event_log(&event_log)?;
-    let codec = Arc::new(WireCodec::new(&args.backends.registry, REGISTRY_TIMEOUT)?);
+    let codec = args.backends.codec()?;
     let sink = open_sink(args.sink, &args.backends).await?;
     let mut config = config(args.sink, &args.backends);
     if let Some(group) = args.group {
@@ -168,13 +198,14 @@ pub async fn processor(args: ProcessorArgs) -> anyhow::Result<bool> {
 }
 
 /// Replays the log into one read model, with a progress bar.
-pub async fn replay_command(args: ReplayArgs) -> anyhow::Result<bool> {
+pub async fn replay_command(mut args: ReplayArgs) -> anyhow::Result<bool> {
+    args.backends = args.backends.resolved();
     let from = match args.from.as_str() {
         "earliest" => None,
         time => Some(OffsetDateTime::parse(time, &Rfc3339).with_context(|| format!("--from {time:?} is neither `earliest` nor an RFC 3339 time"))?),
     };
     let log = resolve::event_log(&args.backends.event_log)?;
-    let codec = Arc::new(WireCodec::new(&args.backends.registry, REGISTRY_TIMEOUT)?);
+    let codec = args.backends.codec()?;
     let sink = open_sink(args.sink, &args.backends).await?;
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -195,9 +226,10 @@ pub async fn replay_command(args: ReplayArgs) -> anyhow::Result<bool> {
 }
 
 /// Prints, per tenant, the log's events against both views; succeeds when both are exact.
-pub async fn reconcile_command(args: ReconcileArgs) -> anyhow::Result<bool> {
+pub async fn reconcile_command(mut args: ReconcileArgs) -> anyhow::Result<bool> {
+    args.backends = args.backends.resolved();
     let log = resolve::event_log(&args.backends.event_log)?;
-    let codec = Arc::new(WireCodec::new(&args.backends.registry, REGISTRY_TIMEOUT)?);
+    let codec = args.backends.codec()?;
     let store = resolve::event_store(&args.backends.store).await.with_context(|| format!("opening the event store at {}", args.backends.store))?;
     let index = resolve::search_index(&args.backends.index).await.with_context(|| format!("opening the search index at {}", args.backends.index))?;
     let config = config(SinkKind::Scylla, &args.backends);

@@ -14,7 +14,6 @@
 
 mod credentials;
 mod router;
-mod store_cursor;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -109,7 +108,7 @@ pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<bool> {
     let gateway = GatewayState::new(gateway_config, Arc::clone(&backends.log), Arc::clone(&codec), tenants.clone())
         .map_err(|e| anyhow!("{e}"))?;
     let query_backends = Backends {
-        store: Arc::new(store_cursor::StableCursors(Arc::clone(&backends.store))),
+        store: Arc::clone(&backends.store),
         index: Arc::clone(&backends.index),
         log: Arc::clone(&backends.log),
         codec: Arc::clone(&codec),

@@ -409,6 +409,20 @@ async fn restart_reuses_credentials_and_keeps_events() {
     let (status, keys) = get_json(&http, &format!("{base}/v1/tenants/default/api-keys"), tenant_admin).await;
     assert_eq!(status, StatusCode::OK, "{keys}");
     assert_eq!(keys.as_array().map(Vec::len).or_else(|| keys["api_keys"].as_array().map(Vec::len)), Some(1), "{keys}");
+    assert!(server.terminate().success(), "a graceful stop exits 0");
+
+    // Offline, `auditlog reconcile --data-dir` compares the embedded log with both views.
+    let out = std::process::Command::new(BIN)
+        .args(["reconcile", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("reconcile runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "reconcile finds both views exact: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let reports: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("a json report per tenant")).collect();
+    let default = reports.iter().find(|r| r["tenant"] == "default").expect("tenant default is reported");
+    assert_eq!(default["log"], 1, "{default}");
+    assert_eq!((default["scylla"]["count"].clone(), default["opensearch"]["count"].clone()), (json!(1), json!(1)), "{default}");
 }
 
 /// Posts batches until `stop`, returning every id answered 202 (accepted) before the crash.

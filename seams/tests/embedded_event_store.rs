@@ -80,3 +80,18 @@ async fn a_newer_store_format_is_refused_naming_the_file() {
     let err = FjallEventStore::open(dir.path()).expect_err("newer format refused").to_string();
     assert!(err.contains("FORMAT") && err.contains("newer"), "{err}");
 }
+
+/// The time range is not part of a cursor's identity: the query API raises `from` to the
+/// moving retention cutoff between pages, and the next page must still follow on.
+#[tokio::test]
+async fn a_cursor_survives_a_moved_time_bound() {
+    let (_dir, store) = store();
+    let events = s::dataset("tenant");
+    store.upsert(&events).await.expect("upsert");
+    let first = auditlog_seams::EventFilter { from: Some(s::BASE - time::Duration::days(30)), ..s::filter("tenant") };
+    let page = store.list(&first, &PageRequest { limit: 5, after: None }).await.expect("first page");
+    let moved = auditlog_seams::EventFilter { from: Some(s::BASE - time::Duration::days(29)), ..s::filter("tenant") };
+    let next = store.list(&moved, &PageRequest { limit: 5, after: page.next }).await.expect("the cursor is accepted");
+    let ids: Vec<_> = page.events.iter().chain(&next.events).map(|e| e.event.id.clone()).collect();
+    assert_eq!(ids, s::expected(&events, |_| true)[..10].to_vec(), "the second page follows the first");
+}

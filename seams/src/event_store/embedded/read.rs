@@ -36,9 +36,13 @@ pub(super) fn matches(event: &AuditEvent, filter: &EventFilter) -> bool {
         }
 }
 
-/// A stable fingerprint of a list's tenant and filter (FNV-1a, 64 bits).
+/// A stable fingerprint of a list's tenant and filters (FNV-1a, 64 bits). The time range is
+/// left out: a cursor is a position in the newest-first order, valid whatever the bounds, and
+/// callers move `from` between pages (the query API raises it to the retention cutoff,
+/// `now - retention`, on every request).
 fn fingerprint(filter: &EventFilter) -> u64 {
-    format!("{filter:?}").bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    let unbounded = EventFilter { from: None, to: None, ..filter.clone() };
+    format!("{unbounded:?}").bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn cursor(filter: &EventFilter, us: i64, id: &str) -> String {
