@@ -148,8 +148,13 @@ impl From<AuthError> for QueryError {
 impl From<StoreError> for QueryError {
     fn from(err: StoreError) -> Self {
         match err {
-            // Parameters are checked before the store sees them; what it still refuses is a bug.
-            StoreError::Invalid(m) | StoreError::Corrupt(m) => Self::Internal(format!("event store: {m}")),
+            // Parameters are checked before the store sees them; the one thing from the
+            // request it may still refuse is the (signed) cursor it wraps: a 400, never a 500.
+            StoreError::Invalid(m) => {
+                tracing::debug!(error = %m, "event store refused the request");
+                Self::param("cursor", "does not continue this query")
+            }
+            StoreError::Corrupt(m) => Self::Internal(format!("event store: {m}")),
             StoreError::Unavailable(m) => Self::Unavailable(m),
         }
     }
@@ -215,5 +220,12 @@ mod tests {
         let err = QueryError::from(StoreError::Unavailable("10.1.2.3:9042 refused".into()));
         assert!(!err.public_detail().contains("10.1.2.3"));
         assert_eq!(err.into_response().status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn a_cursor_the_store_refuses_is_a_400_naming_it() {
+        let err = QueryError::from(StoreError::Invalid("cursor belongs to another tenant or query".into()));
+        assert!(matches!(&err, QueryError::InvalidParameter(p) if p[0].field == "cursor"), "{err:?}");
+        assert_eq!(err.into_response().status(), StatusCode::BAD_REQUEST);
     }
 }
