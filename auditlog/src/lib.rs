@@ -89,7 +89,8 @@ enum Command {
 /// Log filter when `RUST_LOG` is unset. rdkafka's client context repeats every global
 /// error (e.g. "all brokers down") many times a second; librdkafka's own log lines say the
 /// same once, with repeats suppressed.
-const DEFAULT_LOG_FILTER: &str = "info,rdkafka::client=off";
+/// fjall, its LSM tree and tantivy log routine maintenance (flushes, merges) at info.
+const DEFAULT_LOG_FILTER: &str = "info,rdkafka::client=off,fjall=warn,lsm_tree=warn,tantivy=warn";
 
 /// Parses the command line, runs the command and maps its outcome to an exit code.
 pub fn run() -> ExitCode {
