@@ -5,7 +5,7 @@
 # ScyllaDB and searchable in OpenSearch, p50/p99), measured in the same run as the Kafka
 # producer baseline (bench/kafka-baseline.sh); appends one section to bench/RESULTS.md.
 #
-# Env: EVENTS (50000), RATE (1000), SECONDS (30), CARGO_TARGET_DIR (/root/.cache/auditlog/target)
+# Env: EVENTS (50000), RATE (1000), DURATION (30), CARGO_TARGET_DIR (/root/.cache/auditlog/target)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -13,7 +13,7 @@ REPO=$(cd "$BENCH_DIR/.." && pwd -P)
 STACK=$REPO/deploy/local/stack
 RESULTS=$BENCH_DIR/RESULTS.md
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/root/.cache/auditlog/target}
-export EVENTS=${EVENTS:-50000} RATE=${RATE:-1000} SECONDS_=${SECONDS:-30}
+export EVENTS=${EVENTS:-50000} RATE=${RATE:-1000} DURATION=${DURATION:-30}
 
 say() { printf '[processor-bench] %s\n' "$*" >&2; }
 cd "$REPO"
@@ -25,8 +25,8 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 say "Kafka producer baseline (appends its own section)"
 NUM_RECORDS=${NUM_RECORDS:-300000} "$BENCH_DIR/kafka-baseline.sh" >&2
 baseline="the Kafka producer baseline section just above (same run)"
-say "processor benchmark: EVENTS=$EVENTS RATE=$RATE SECONDS=$SECONDS_"
-out=$(SECONDS=$SECONDS_ "$CARGO_TARGET_DIR/release/examples/bench" | tee /dev/stderr)
+say "processor benchmark: EVENTS=$EVENTS RATE=$RATE DURATION=$DURATION"
+out=$("$CARGO_TARGET_DIR/release/examples/bench" | tee /dev/stderr)
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
@@ -41,7 +41,7 @@ row() { # kind sink
 }
 {
     printf '\n## %s — Processor benchmark (sinks and freshness)\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
-    printf -- '- Command (from the repo root): `bench/processor-bench.sh` (EVENTS=%s RATE=%s SECONDS=%s); release build of `processors/examples/bench.rs`\n' "$EVENTS" "$RATE" "$SECONDS_"
+    printf -- '- Command (from the repo root): `bench/processor-bench.sh` (EVENTS=%s RATE=%s DURATION=%s); release build of `processors/examples/bench.rs`\n' "$EVENTS" "$RATE" "$DURATION"
     printf -- '- Code: commit %s%s\n' "$(git rev-parse --short HEAD)" "$(git diff --quiet && echo '' || echo ' + uncommitted changes')"
     printf -- '- Stack: deploy/local/stack on this machine (Kafka 4.4.0, Apicurio 3.0.9, Cassandra 5.0.9 with commitlog_sync batch, OpenSearch 2.19.6, refresh_interval 1s, 0 replicas); topics of 6 partitions created per run; batch limits 1000 events / 4 MiB / 100 ms\n'
     printf -- '- Machine: nproc %s, memory %s, %s; load average before/after: %s / %s\n' "$(nproc)" "$(free -h | awk '/Mem:/ {print $2}')" "$(uname -sr)" "$load_before" "$load_after"
@@ -50,7 +50,7 @@ row() { # kind sink
     printf '| sink | events | seconds | events/s |\n|---|---:|---:|---:|\n'
     row throughput scylla
     row throughput opensearch
-    printf '\nFreshness at %s events/s for %s s (every 10th event probed every 10 ms; targets p99 < 1000 ms ScyllaDB, < 2000 ms OpenSearch):\n\n' "$RATE" "$SECONDS_"
+    printf '\nFreshness at %s events/s for %s s (every 100th event probed every 25 ms; targets p99 < 1000 ms ScyllaDB, < 2000 ms OpenSearch; %s):\n\n' "$RATE" "$DURATION" "$(grep 'RESULT unseen' <<<"$out" | sed 's/RESULT //')"
     printf '| view | probes | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|\n'
     row freshness scylla
     row freshness opensearch
