@@ -47,10 +47,14 @@ fn spawn(dir: &Path, port: u16) -> (Child, Arc<Mutex<Vec<String>>>, mpsc::Receiv
     let sink = Arc::clone(&lines);
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("listening on http://") {
+            // Ready once the banner, printed after the credentials exist, has been read
+            // ("First start: ..." on a first start, "Credentials: ..." on later ones); the
+            // line is stored before readiness is signalled, so the test sees it.
+            let ready = line.starts_with("First start") || line.starts_with("Credentials:");
+            sink.lock().expect("lines").push(line);
+            if ready {
                 let _ = ready_tx.send(());
             }
-            sink.lock().expect("lines").push(line);
         }
     });
     (child, lines, ready_rx)

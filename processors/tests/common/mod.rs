@@ -112,15 +112,20 @@ impl Stack {
 
     /// The tenant's events in the store, newest first, every page.
     pub async fn stored(&self, tenant: &str) -> Vec<StoredEvent> {
+        self.try_stored(tenant).await.expect("store lists")
+    }
+
+    /// Like [`Stack::stored`], but an error (the store restarting) is returned, not a panic.
+    pub async fn try_stored(&self, tenant: &str) -> Result<Vec<StoredEvent>, auditlog_seams::StoreError> {
         let filter = EventFilter { tenant_id: tenant.to_owned(), ..EventFilter::default() };
         let mut page = PageRequest { limit: 500, after: None };
         let mut out = Vec::new();
         loop {
-            let answer = self.store.list(&filter, &page).await.expect("store lists");
+            let answer = self.store.list(&filter, &page).await?;
             out.extend(answer.events);
             match answer.next {
                 Some(next) => page.after = Some(next),
-                None => return out,
+                None => return Ok(out),
             }
         }
     }
@@ -128,6 +133,22 @@ impl Stack {
     /// The tenant's events in the index, newest first, every page (after a refresh).
     pub async fn indexed(&self, tenant: &str) -> Vec<StoredEvent> {
         indexed_in(&self.index, tenant).await
+    }
+
+    /// Like [`Stack::indexed`], but an error (the index restarting) is returned, not a panic.
+    pub async fn try_indexed(&self, tenant: &str) -> Result<Vec<StoredEvent>, auditlog_seams::IndexError> {
+        self.index.refresh().await?;
+        let filter = EventFilter { tenant_id: tenant.to_owned(), ..EventFilter::default() };
+        let mut page = PageRequest { limit: 500, after: None };
+        let mut out = Vec::new();
+        loop {
+            let answer = self.index.search(&filter, &page).await?;
+            out.extend(answer.events);
+            match answer.next {
+                Some(next) => page.after = Some(next),
+                None => return Ok(out),
+            }
+        }
     }
 }
 

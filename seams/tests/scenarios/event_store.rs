@@ -84,6 +84,22 @@ pub async fn idempotent_upsert(store: &dyn EventStore) {
     assert_eq!(got, events[4], "the first write of an id wins");
     let ids = all_pages(store, &filter(&tenant), 7).await;
     assert_eq!(ids, expected(&events, |_| true), "one event per id, newest first");
+
+    // Two versions of a new id in one call (a batch holding a producer's re-send): the first
+    // in the call, which is the first in log order, wins, whatever the store's concurrency.
+    for round in 0..5 {
+        let mut first = stored(&tenant, 100 + round, BASE - Duration::minutes(7));
+        first.position.offset = 1_000 + round as i64;
+        let mut later = first.clone();
+        later.event.occurred_at = BASE - Duration::minutes(3);
+        later.event.description = Some("a later version".into());
+        later.position.offset = 2_000 + round as i64;
+        store.upsert(&[first.clone(), later]).await.expect("upsert succeeds");
+        let got = store.get(&tenant, &first.event.id).await.expect("get succeeds").expect("event exists");
+        assert_eq!(got, first, "round {round}: the first version in the call wins");
+    }
+    let listed = all_pages(store, &filter(&tenant), 50).await;
+    assert_eq!(listed.len(), events.len() + 5, "one row per id in the lists: {listed:?}");
 }
 
 /// Pages of every size concatenate to the whole list, newest first, with no repeats.

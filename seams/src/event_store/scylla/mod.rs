@@ -307,7 +307,12 @@ pub(crate) fn stored_from_row(row: (i64, String, String, String, i32, i64)) -> R
 #[async_trait]
 impl EventStore for ScyllaEventStore {
     async fn upsert(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
-        let writes: Vec<BoxFuture<'_, Result<(), StoreError>>> = events.iter().map(|e| self.upsert_one(e).boxed()).collect();
+        // Writes run concurrently, so two versions of one id in this call would race for the
+        // claim; the first in log order (the slice's order) must win, and the later ones
+        // would lose anyway: write only the first of each id.
+        let mut seen = std::collections::HashSet::with_capacity(events.len());
+        let firsts = events.iter().filter(|e| seen.insert((e.event.tenant_id.as_str(), e.event.id.as_str())));
+        let writes: Vec<BoxFuture<'_, Result<(), StoreError>>> = firsts.map(|e| self.upsert_one(e).boxed()).collect();
         futures::stream::iter(writes)
             .buffer_unordered(self.write_concurrency)
             .try_collect()
