@@ -36,6 +36,9 @@ fn spawn(dir: &Path, port: u16) -> (Child, Arc<Mutex<Vec<String>>>, mpsc::Receiv
         .arg(dir)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("RUST_LOG", "warn")
+        // Standalone needs no schema registry: one that cannot answer must not matter, even
+        // to /readyz (the real-service suite runs these tests with a registry up).
+        .env("AUDITLOG_GATEWAY_REGISTRY_URL", "http://127.0.0.1:9/unreachable")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

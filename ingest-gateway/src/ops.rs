@@ -46,6 +46,10 @@ pub async fn readyz(State(state): State<GatewayState>) -> Response {
         }
     };
     let registry = async {
+        // Embedded mode (standalone) has no registry to depend on.
+        if !state.codec().uses_registry() {
+            return Ok(());
+        }
         let url = format!("{}/subjects", state.config().registry_url.trim_end_matches('/'));
         match tokio::time::timeout(READY_CHECK_TIMEOUT, state.http().get(&url).send()).await {
             Ok(Ok(response)) if response.status().is_success() => Ok(()),

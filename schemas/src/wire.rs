@@ -67,6 +67,12 @@ impl WireCodec {
         Self { registry: None, ids: RwLock::default() }
     }
 
+    /// Whether this codec talks to a schema registry (false in embedded mode), so readiness
+    /// probes know whether a registry is among their dependencies.
+    pub fn uses_registry(&self) -> bool {
+        self.registry.is_some()
+    }
+
     /// The writer schema of a locally assigned id.
     fn embedded_schema(id: u32) -> Result<apache_avro::Schema, SchemaError> {
         let current = SCHEMA_VERSIONS.last().map(|(v, _)| *v);
