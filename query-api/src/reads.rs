@@ -7,7 +7,7 @@
 //! read-your-writes, whereas the index becomes visible after its refresh interval.
 
 use auditlog_schemas::AuditEvent;
-use auditlog_seams::{ActionFilter, EventFilter, Page, PageRequest};
+use auditlog_seams::{EventFilter, Page, PageRequest};
 
 use crate::cursor::Backend;
 use crate::error::QueryError;
@@ -43,20 +43,7 @@ pub async fn page(state: &QueryState, backend: Backend, filter: &EventFilter, re
 /// `q` matches case-insensitively as a substring of the action, actor id and name, and
 /// description — close to, not the same as, the index's full-text analysis.
 pub fn matches(event: &AuditEvent, filter: &EventFilter) -> bool {
-    event.tenant_id == filter.tenant_id
-        && filter.from.is_none_or(|f| event.occurred_at >= f)
-        && filter.to.is_none_or(|t| event.occurred_at < t)
-        && filter.actor_id.as_ref().is_none_or(|a| &event.actor.id == a)
-        && filter.outcome.is_none_or(|o| event.outcome == o)
-        && filter.severity.is_none_or(|s| event.severity == s)
-        && filter.target_type.as_ref().is_none_or(|t| event.targets.iter().any(|x| &x.kind == t))
-        && filter.target_id.as_ref().is_none_or(|t| event.targets.iter().any(|x| &x.id == t))
-        && match &filter.action {
-            None => true,
-            Some(ActionFilter::Exact(a)) => &event.action == a,
-            Some(ActionFilter::Prefix(p)) => event.action.starts_with(p.as_str()),
-        }
-        && filter.text.as_ref().is_none_or(|q| text_matches(event, q))
+    filter.matches(event) && filter.text.as_ref().is_none_or(|q| text_matches(event, q))
 }
 
 fn text_matches(event: &AuditEvent, query: &str) -> bool {

@@ -49,6 +49,33 @@ pub struct EventFilter {
     pub text: Option<String>,
 }
 
+impl EventFilter {
+    /// Whether `event` passes the structured filters: actor, action (exact or prefix), target
+    /// type and id, outcome and severity. Tenant, time range and `text` are left to the
+    /// caller, which usually serves them from its key layout or a search engine.
+    pub fn matches_fields(&self, event: &AuditEvent) -> bool {
+        self.actor_id.as_ref().is_none_or(|a| &event.actor.id == a)
+            && self.outcome.is_none_or(|o| event.outcome == o)
+            && self.severity.is_none_or(|s| event.severity == s)
+            && self.target_type.as_ref().is_none_or(|t| event.targets.iter().any(|x| &x.kind == t))
+            && self.target_id.as_ref().is_none_or(|t| event.targets.iter().any(|x| &x.id == t))
+            && match &self.action {
+                None => true,
+                Some(ActionFilter::Exact(a)) => &event.action == a,
+                Some(ActionFilter::Prefix(p)) => event.action.starts_with(p.as_str()),
+            }
+    }
+
+    /// Whether `event` belongs to the tenant, lies in the time range and passes the
+    /// structured filters; `text` is not evaluated.
+    pub fn matches(&self, event: &AuditEvent) -> bool {
+        event.tenant_id == self.tenant_id
+            && self.from.is_none_or(|f| event.occurred_at >= f)
+            && self.to.is_none_or(|t| event.occurred_at < t)
+            && self.matches_fields(event)
+    }
+}
+
 /// A page request: newest first, resumed after an opaque cursor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageRequest {
@@ -89,4 +116,63 @@ pub struct Stats {
     pub groups: Vec<(String, u64)>,
     /// Counts per time bucket start, oldest first.
     pub histogram: Vec<(OffsetDateTime, u64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use auditlog_schemas::{Actor, ActorType, Target};
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn event() -> AuditEvent {
+        let at = datetime!(2026-11-20 12:00 UTC);
+        AuditEvent {
+            id: "e1".into(),
+            tenant_id: "acme".into(),
+            occurred_at: at,
+            received_at: at,
+            action: "user.login".into(),
+            actor: Actor { id: "alice".into(), kind: ActorType::User, name: None, email: None },
+            targets: vec![Target { kind: "document".into(), id: "d1".into(), name: None }],
+            outcome: Outcome::Failure,
+            severity: Severity::Warning,
+            source: None,
+            context: None,
+            description: None,
+            metadata: None,
+        }
+    }
+
+    #[test]
+    fn every_filter_takes_part() {
+        let e = event();
+        let base = EventFilter { tenant_id: "acme".into(), ..EventFilter::default() };
+        assert!(base.matches(&e));
+        let passing = EventFilter {
+            from: Some(e.occurred_at),
+            to: Some(e.occurred_at + time::Duration::SECOND),
+            actor_id: Some("alice".into()),
+            action: Some(ActionFilter::Prefix("user.".into())),
+            target_type: Some("document".into()),
+            target_id: Some("d1".into()),
+            outcome: Some(Outcome::Failure),
+            severity: Some(Severity::Warning),
+            ..base.clone()
+        };
+        assert!(passing.matches(&e));
+        let failing = [
+            EventFilter { tenant_id: "other".into(), ..passing.clone() },
+            EventFilter { to: Some(e.occurred_at), ..passing.clone() },
+            EventFilter { actor_id: Some("bob".into()), ..passing.clone() },
+            EventFilter { action: Some(ActionFilter::Exact("user.".into())), ..passing.clone() },
+            EventFilter { target_id: Some("d2".into()), ..passing.clone() },
+            EventFilter { outcome: Some(Outcome::Success), ..passing.clone() },
+            EventFilter { severity: Some(Severity::Info), ..passing.clone() },
+        ];
+        for filter in failing {
+            assert!(!filter.matches(&e), "{filter:?}");
+        }
+        assert!(EventFilter { tenant_id: "other".into(), ..passing }.matches_fields(&e), "fields leave tenant to the caller");
+    }
 }

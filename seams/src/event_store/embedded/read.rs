@@ -10,12 +10,11 @@
 use std::fmt::Write as _;
 use std::ops::Bound;
 
-use auditlog_schemas::AuditEvent;
 use auditlog_schemas::avro::to_micros;
 
 use super::{Tables, decode_row, keys};
 use crate::event_store::StoreError;
-use crate::query::{ActionFilter, EventFilter, Page, PageRequest};
+use crate::query::{EventFilter, Page, PageRequest};
 
 /// Largest page.
 pub const MAX_PAGE: usize = 1_000;
@@ -23,18 +22,6 @@ pub const MAX_PAGE: usize = 1_000;
 /// of a filter that matches rarely (the search index serves those better).
 pub const SCAN_LIMIT: usize = 20_000;
 
-pub(super) fn matches(event: &AuditEvent, filter: &EventFilter) -> bool {
-    filter.actor_id.as_ref().is_none_or(|a| &event.actor.id == a)
-        && filter.outcome.is_none_or(|o| event.outcome == o)
-        && filter.severity.is_none_or(|s| event.severity == s)
-        && filter.target_type.as_ref().is_none_or(|t| event.targets.iter().any(|x| &x.kind == t))
-        && filter.target_id.as_ref().is_none_or(|t| event.targets.iter().any(|x| &x.id == t))
-        && match &filter.action {
-            None => true,
-            Some(ActionFilter::Exact(a)) => &event.action == a,
-            Some(ActionFilter::Prefix(p)) => event.action.starts_with(p.as_str()),
-        }
-}
 
 /// A stable fingerprint of a list's tenant and filters (FNV-1a, 64 bits). The time range is
 /// left out: a cursor is a position in the newest-first order, valid whatever the bounds, and
@@ -100,7 +87,7 @@ pub(super) fn list(tables: &Tables, filter: &EventFilter, page: &PageRequest) ->
         scanned += 1;
         // Rows past the upper time bound can only come from a cursor above it: skip them.
         let in_range = filter.to.is_none_or(|to| stored.event.occurred_at < to);
-        if in_range && matches(&stored.event, filter) {
+        if in_range && filter.matches_fields(&stored.event) {
             events.push(stored);
             if events.len() == page.limit {
                 return Ok(Page { events, next: Some(cursor(filter, us, &id)) });

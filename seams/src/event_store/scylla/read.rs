@@ -5,11 +5,10 @@
 //! strictly below it in clustering order. A scan is bounded: after [`SCAN_LIMIT`] rows that
 //! did not match, the page ends early with a cursor where the scan stopped.
 
-use auditlog_schemas::AuditEvent;
 
 use super::{ScyllaEventStore, bucket_of, stored_from_row, target_key, unavailable};
 use crate::event_store::StoreError;
-use crate::query::{ActionFilter, EventFilter, Page, PageRequest};
+use crate::query::{EventFilter, Page, PageRequest};
 
 /// Largest page.
 pub const MAX_PAGE: usize = 1_000;
@@ -40,18 +39,6 @@ fn parse_cursor(text: &str) -> Result<(i64, String), StoreError> {
     Ok((us.parse().map_err(|_| invalid())?, id.to_owned()))
 }
 
-fn matches(event: &AuditEvent, filter: &EventFilter) -> bool {
-    filter.actor_id.as_ref().is_none_or(|a| &event.actor.id == a)
-        && filter.outcome.is_none_or(|o| event.outcome == o)
-        && filter.severity.is_none_or(|s| event.severity == s)
-        && filter.target_type.as_ref().is_none_or(|t| event.targets.iter().any(|x| &x.kind == t))
-        && filter.target_id.as_ref().is_none_or(|t| event.targets.iter().any(|x| &x.id == t))
-        && match &filter.action {
-            None => true,
-            Some(ActionFilter::Exact(a)) => &event.action == a,
-            Some(ActionFilter::Prefix(p)) => event.action.starts_with(p.as_str()),
-        }
-}
 
 /// The day buckets of one index partition family in `[low, high]`, newest first.
 pub(super) async fn buckets(
@@ -133,7 +120,7 @@ pub(super) async fn list(store: &ScyllaEventStore, filter: &EventFilter, page: &
                 below = (row.0, row.1.clone());
                 let stored = stored_from_row(row)?;
                 scanned += 1;
-                if matches(&stored.event, filter) {
+                if filter.matches_fields(&stored.event) {
                     events.push(stored);
                     if events.len() == page.limit {
                         return Ok(Page { events, next: Some(cursor(below.0, &below.1)) });
