@@ -91,7 +91,7 @@ pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<bool> {
         query_config.cursor_secret = Some(Secret::new(secrets.cursor_secret.clone()));
     }
     let topic = gateway_config.topic();
-    for name in [topic.clone(), format!("{topic}.dlq")] {
+    for name in [topic.clone(), auditlog_seams::topics::dead_letters(&topic)] {
         backends.log.ensure_topic(&name, PARTITIONS).await.with_context(|| format!("creating topic {name}"))?;
     }
 

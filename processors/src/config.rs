@@ -98,14 +98,14 @@ impl ProcessorConfig {
 
     /// The dead-letter topic.
     pub fn dlq_topic(&self) -> String {
-        format!("{}.dlq", self.topic)
+        auditlog_seams::topics::dead_letters(&self.topic)
     }
 
     /// The shared topic and every dedicated tenant topic, by pattern, so topics created
     /// later are picked up. The pattern also matches the dead-letter topic (tenant id `dlq`
     /// is reserved for it); the pipeline skips that one.
     pub fn topics(&self) -> TopicSelector {
-        TopicSelector::Pattern(format!("^{}(\\.[A-Za-z0-9_-]+)?$", self.topic.replace('.', "\\.")))
+        auditlog_seams::topics::subscription(&self.topic)
     }
 }
 

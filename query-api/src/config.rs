@@ -148,12 +148,12 @@ fn default_backend_timeout_ms() -> u64 {
 impl QueryConfig {
     /// The shared topic, `<prefix>.v1`.
     pub fn topic(&self) -> String {
-        format!("{}.v1", self.topic_prefix)
+        auditlog_seams::topics::shared(&self.topic_prefix)
     }
 
     /// A tenant's dedicated topic, `<prefix>.v1.<tenant>`.
     pub fn dedicated_topic(&self, tenant: &str) -> String {
-        format!("{}.v1.{tenant}", self.topic_prefix)
+        auditlog_seams::topics::dedicated(&self.topic(), tenant)
     }
 
     /// [`QueryLimits::backend_timeout_ms`] as a duration.

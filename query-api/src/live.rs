@@ -41,7 +41,6 @@ struct HubInner {
     codec: Arc<WireCodec>,
     tenants: Arc<dyn TenantAdmin>,
     shared_topic: String,
-    topic_prefix: String,
     buffer: usize,
     subscribers: Subscribers,
     next_id: AtomicU64,
@@ -68,7 +67,6 @@ impl LiveHub {
             codec,
             tenants,
             shared_topic: config.topic(),
-            topic_prefix: config.topic(),
             buffer: config.limits.stream_buffer,
             subscribers: Mutex::default(),
             next_id: AtomicU64::new(0),
@@ -118,7 +116,7 @@ impl HubInner {
             .list_tenants()
             .into_iter()
             .filter(|t| t.dedicated_topic)
-            .map(|t| format!("{}.{}", self.topic_prefix, t.id))
+            .map(|t| auditlog_seams::topics::dedicated(&self.shared_topic, &t.id))
             .collect();
         dedicated.sort();
         topics.extend(dedicated);

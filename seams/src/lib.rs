@@ -17,6 +17,7 @@ pub mod event_store;
 pub mod query;
 pub mod resolve;
 pub mod search_index;
+pub mod topics;
 
 pub use event_log::{EventLog, LogConsumer, LogError, LogPosition, LogRecord, LogTail, OutgoingRecord, PartitionLag, TopicSelector, Watermarks};
 pub use event_log::embedded::FileEventLog;

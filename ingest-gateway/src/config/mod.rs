@@ -178,12 +178,12 @@ fn default_idempotency_ttl_secs() -> u64 {
 impl GatewayConfig {
     /// The shared topic, `<prefix>.v1`.
     pub fn topic(&self) -> String {
-        format!("{}.v1", self.topic_prefix)
+        auditlog_seams::topics::shared(&self.topic_prefix)
     }
 
     /// A tenant's dedicated topic, `<prefix>.v1.<tenant>`.
     pub fn dedicated_topic(&self, tenant: &str) -> String {
-        format!("{}.v1.{tenant}", self.topic_prefix)
+        auditlog_seams::topics::dedicated(&self.topic(), tenant)
     }
 
     /// Every problem of the configuration, or `Ok` when there is none.
