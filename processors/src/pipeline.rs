@@ -52,6 +52,8 @@ pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 /// A processor: its settings, the log it reads, the codec and the sink it writes.
 pub struct Pipeline {
     config: ProcessorConfig,
+    /// The dead-letter topic, computed once: every record is compared with it.
+    dlq_topic: String,
     log: Arc<dyn EventLog>,
     codec: Arc<WireCodec>,
     sink: Arc<dyn Sink>,
@@ -82,7 +84,8 @@ enum Step {
 impl Pipeline {
     /// A processor over these backends.
     pub fn new(config: ProcessorConfig, log: Arc<dyn EventLog>, codec: Arc<WireCodec>, sink: Arc<dyn Sink>) -> Self {
-        Self { config, log, codec, sink, keep: None, until: None, progress: None }
+        let dlq_topic = config.dlq_topic();
+        Self { config, dlq_topic, log, codec, sink, keep: None, until: None, progress: None }
     }
 
     /// Writes only the events `keep` accepts; the others are passed over (and committed).
@@ -175,7 +178,7 @@ impl Pipeline {
                 Some(_) => {}
             }
         }
-        if position.topic == self.config.dlq_topic() {
+        if position.topic == self.dlq_topic {
             counter!(EVENTS_TOTAL, "sink" => sink, "outcome" => "skipped").increment(1);
             batch.push_done(position);
             return;
@@ -226,7 +229,7 @@ impl Pipeline {
     /// Appends the dead-letter copy of `record`, retrying until the log acknowledged it.
     async fn dead_letter(&self, record: &LogRecord, reason: Reason, error: &str) {
         let sink = self.sink.name();
-        let letter = dlq::letter(record, &self.config.dlq_topic(), sink, reason, error);
+        let letter = dlq::letter(record, &self.dlq_topic, sink, reason, error);
         crate::write::append_until_acked(self.log.as_ref(), letter, &self.config, sink).await;
         counter!(DLQ_TOTAL, "sink" => sink, "reason" => reason.as_str()).increment(1);
         counter!(EVENTS_TOTAL, "sink" => sink, "outcome" => "dead_lettered").increment(1);

@@ -117,8 +117,8 @@ pub async fn reconcile(
     }
     let mut reports = Vec::with_capacity(tenants.len());
     for (tenant, ids) in tenants {
-        let scylla = compare(&ids, store_ids(store.as_ref(), &tenant).await?);
-        let opensearch = compare(&ids, index_ids(index.as_ref(), &tenant).await?);
+        let scylla = compare(&ids, View::Store(store.as_ref()).ids(&tenant).await?);
+        let opensearch = compare(&ids, View::Index(index.as_ref()).ids(&tenant).await?);
         reports.push(TenantReport { tenant, log: ids.len() as u64, scylla, opensearch });
     }
     Ok(reports)
@@ -147,36 +147,36 @@ async fn log_ids(
     Ok(ids)
 }
 
-async fn store_ids(store: &dyn EventStore, tenant: &str) -> Result<Vec<String>, ReconcileError> {
-    let filter = EventFilter { tenant_id: tenant.to_owned(), ..EventFilter::default() };
-    let mut page = PageRequest { limit: PAGE, after: None };
-    let mut ids = Vec::new();
-    loop {
-        let answer = store.list(&filter, &page).await.map_err(|e| view_error(SinkKind::Scylla, e))?;
-        ids.extend(answer.events.into_iter().map(|s| s.event.id));
-        match answer.next {
-            Some(next) => page.after = Some(next),
-            None => return Ok(ids),
-        }
-    }
+/// A read model to page through.
+#[derive(Clone, Copy)]
+enum View<'a> {
+    Store(&'a dyn EventStore),
+    Index(&'a dyn SearchIndex),
 }
 
-async fn index_ids(index: &dyn SearchIndex, tenant: &str) -> Result<Vec<String>, ReconcileError> {
-    let filter = EventFilter { tenant_id: tenant.to_owned(), ..EventFilter::default() };
-    let mut page = PageRequest { limit: PAGE, after: None };
-    let mut ids = Vec::new();
-    loop {
-        let answer = index.search(&filter, &page).await.map_err(|e| view_error(SinkKind::OpenSearch, e))?;
-        ids.extend(answer.events.into_iter().map(|s| s.event.id));
-        match answer.next {
-            Some(next) => page.after = Some(next),
-            None => return Ok(ids),
+impl View<'_> {
+    async fn page(self, filter: &EventFilter, page: &PageRequest) -> Result<auditlog_seams::Page, ReconcileError> {
+        let (view, answer) = match self {
+            Self::Store(store) => (SinkKind::Scylla, store.list(filter, page).await.map_err(|e| e.to_string())),
+            Self::Index(index) => (SinkKind::OpenSearch, index.search(filter, page).await.map_err(|e| e.to_string())),
+        };
+        answer.map_err(|error| ReconcileError::View { view: view.as_str(), error })
+    }
+
+    /// Every id the view lists for `tenant`, repeats kept.
+    async fn ids(self, tenant: &str) -> Result<Vec<String>, ReconcileError> {
+        let filter = EventFilter { tenant_id: tenant.to_owned(), ..EventFilter::default() };
+        let mut page = PageRequest { limit: PAGE, after: None };
+        let mut ids = Vec::new();
+        loop {
+            let answer = self.page(&filter, &page).await?;
+            ids.extend(answer.events.into_iter().map(|s| s.event.id));
+            match answer.next {
+                Some(next) => page.after = Some(next),
+                None => return Ok(ids),
+            }
         }
     }
-}
-
-fn view_error(view: SinkKind, error: impl std::fmt::Display) -> ReconcileError {
-    ReconcileError::View { view: view.as_str(), error: error.to_string() }
 }
 
 /// The view's ids (as listed, repeats included) against the log's.
