@@ -59,3 +59,43 @@ pub fn prometheus() -> PrometheusHandle {
 pub fn render_metrics(handle: &PrometheusHandle) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
 }
+
+/// Header carrying each request's id, taken from the client or drawn (UUID).
+pub const REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
+
+/// Wraps `router` in the layers every HTTP service shares: a request id (the client's
+/// `x-request-id` or a new UUID), a tracing span per request naming method, path and id
+/// (the path only: query strings may carry search text or cursors), and the id echoed in the
+/// response.
+pub fn with_request_ids<S: Clone + Send + Sync + 'static>(router: axum::Router<S>) -> axum::Router<S> {
+    use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+    router.layer(
+        tower::ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
+                let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+            }))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn request_ids_are_kept_or_drawn_and_echoed() {
+        let app = with_request_ids(axum::Router::new().route("/", axum::routing::get(|| async { "ok" })));
+        let given = Request::builder().uri("/").header(REQUEST_ID, "abc-123").body(Body::empty()).expect("request");
+        let answer = app.clone().oneshot(given).await.expect("answer");
+        assert_eq!(answer.headers()[REQUEST_ID], "abc-123", "the client's id is echoed");
+        let answer = app.oneshot(Request::builder().uri("/").body(Body::empty()).expect("request")).await.expect("answer");
+        let drawn = answer.headers()[REQUEST_ID].to_str().expect("ascii");
+        assert_eq!(drawn.len(), 36, "a UUID is drawn: {drawn}");
+    }
+}

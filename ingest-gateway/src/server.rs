@@ -6,13 +6,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -25,8 +21,6 @@ use crate::state::GatewayState;
 /// Kubernetes `terminationGracePeriodSeconds` (30 s) together with the request drain.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
 /// The gateway's HTTP API over `state`, ready for `axum::serve` or `oneshot`.
 pub fn router(state: GatewayState) -> Router {
     let ingest = Router::new()
@@ -37,23 +31,14 @@ pub fn router(state: GatewayState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics));
-    Router::new()
+    let router = Router::new()
         .merge(ingest)
         .merge(ops)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
-        .layer(middleware::from_fn(crate::metrics::track))
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                    let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
-                    tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id)
-                }))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
-        )
-        .with_state(state)
+        .layer(middleware::from_fn(crate::metrics::track));
+    auditlog_api_common::ops::with_request_ids(router).with_state(state)
 }
 
 /// Per-request guard of the ingest routes: sheds the request when too many are in flight

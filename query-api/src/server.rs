@@ -5,14 +5,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::HeaderName;
 use axum::middleware;
 use axum::routing::get;
 use tokio::sync::watch;
-use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -20,8 +15,6 @@ use crate::error::QueryError;
 use crate::ops::{self, ApiDoc};
 use crate::routes::{admin, events, export, stats, stream};
 use crate::state::QueryState;
-
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The query API over `state`, ready for `axum::serve` or `oneshot`.
 pub fn router(state: QueryState) -> Router {
@@ -39,23 +32,14 @@ pub fn router(state: QueryState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics));
-    Router::new()
+    let router = Router::new()
         .merge(api)
         .merge(ops)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
-        .layer(middleware::from_fn(crate::metrics::track))
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                    let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
-                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
-                }))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
-        )
-        .with_state(state)
+        .layer(middleware::from_fn(crate::metrics::track));
+    auditlog_api_common::ops::with_request_ids(router).with_state(state)
 }
 
 /// Serves the query API on `listener` until `shutdown` resolves: opens the live tail and runs
