@@ -36,7 +36,7 @@ SECRET=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["jwt_hs
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 say "ingest: batches of $BATCH_SIZE over $CONNECTIONS connections, $TENANTS tenants, ${DURATION}s"
-AUDITLOG_GATEWAY_AUTH_HS256_SECRET=$SECRET "$LOADGEN" --url "$URL" --batch-size "$BATCH_SIZE" --connections "$CONNECTIONS" \
+AUDITLOG_GATEWAY_AUTH_HS256_SECRET=$SECRET "$LOADGEN" run --url "$URL" --mode closed --batch "$BATCH_SIZE" --connections "$CONNECTIONS" \
     --duration "$DURATION" --warmup "$WARMUP" --tenants "$TENANTS" --label standalone-batched --json-out "$DATA.ingest.json" >&2
 say "waiting for the views to catch up"
 READER=$(AUDITLOG_GATEWAY_AUTH_HS256_SECRET=$SECRET "$BIN" admin token --tenant bench-tenant-01 --roles reader --ttl-secs 3600)

@@ -266,6 +266,13 @@ async fn ingest_list_get_search_stats_and_export() {
     let csv_ids: HashSet<String> = lines.map(|l| l.split(',').nth(id_column).expect("id cell").trim_matches('"').to_owned()).collect();
     assert_eq!(csv_ids.len(), 5);
     assert!(csv_ids.contains(&single_id));
+
+    // One OpenAPI document for the one port: ingest and queries both.
+    let doc: Value = http.get(format!("{base}/openapi.json")).send().await.expect("openapi").json().await.expect("json");
+    assert!(doc["paths"]["/v1/events"]["post"].is_object() && doc["paths"]["/v1/events"]["get"].is_object(), "{}", doc["paths"]);
+    assert!(doc["paths"]["/v1/events/batch"]["post"].is_object() && doc["paths"]["/v1/stats"]["get"].is_object());
+    let docs = http.get(format!("{base}/docs/")).send().await.expect("docs");
+    assert_eq!(docs.status(), StatusCode::OK);
 }
 
 #[tokio::test]

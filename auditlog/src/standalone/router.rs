@@ -1,6 +1,7 @@
 //! The one-port router of standalone mode: ingest (`POST /v1/events`, `POST
-//! /v1/events/batch`) to the gateway's router, everything else to the query API's, and a
-//! `/readyz` that asks every component.
+//! /v1/events/batch`) to the gateway's router, everything else to the query API's, a
+//! `/readyz` that asks every component, and one OpenAPI document (`/openapi.json`, `/docs`)
+//! describing both APIs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +15,8 @@ use axum::routing::{any_service, get, post_service};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
+use utoipa::OpenApi as _;
+use utoipa_swagger_ui::SwaggerUi;
 
 /// Largest `/readyz` answer read from a component.
 const READYZ_BODY_LIMIT: usize = 64 * 1024;
@@ -35,7 +38,18 @@ pub fn router(gateway: Router, query: Router, readiness: Readiness) -> Router {
         .route("/v1/events", post_service(gateway.clone()).fallback_service(query.clone()))
         .route("/v1/events/batch", any_service(gateway))
         .merge(ready)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
         .fallback_service(query)
+}
+
+/// The query API's document with the gateway's ingest operations merged in (`/v1/events`
+/// carries the list and the ingest; shared paths such as `/healthz` keep the query API's).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = auditlog_query_api::ops::ApiDoc::openapi();
+    doc.merge(auditlog_ingest_gateway::ops::ApiDoc::openapi());
+    doc.info.title = "auditlog (standalone)".into();
+    doc.info.description = Some("Ingest, reads, search, stats, exports, live tail and administration on one port".into());
+    doc
 }
 
 async fn component_ready(router: Router) -> Result<(), Value> {
@@ -110,5 +124,15 @@ mod tests {
         running.store(false, Ordering::Release);
         let (_, body) = call(&app, "GET", "/readyz").await;
         assert!(body.contains("the processor stopped"), "{body}");
+    }
+
+    #[test]
+    fn the_document_describes_ingest_and_queries() {
+        let doc = serde_json::to_value(openapi()).expect("serializes");
+        let events = &doc["paths"]["/v1/events"];
+        assert!(events["post"].is_object() && events["get"].is_object(), "ingest and list on /v1/events: {events}");
+        for path in ["/v1/events/batch", "/v1/stats", "/v1/events/export", "/v1/tenants", "/readyz"] {
+            assert!(doc["paths"][path].is_object(), "{path} is documented");
+        }
     }
 }

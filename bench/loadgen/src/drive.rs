@@ -31,6 +31,11 @@ pub struct Target {
     pub batch: usize,
     /// Share of events carrying a producer id.
     pub id_fraction: f64,
+    /// History the events' `occurred_at` spreads over (zero: now).
+    pub spread: time::Duration,
+    /// Share of requests for the first tenant (a large tenant among small ones); 0 picks
+    /// every tenant alike.
+    pub hot_share: f64,
 }
 
 /// The time frame of a run: requests started before `measure_from` are warm-up, none start at
@@ -82,7 +87,17 @@ impl Target {
     }
 
     fn tenant(&self, rng: &mut StdRng) -> &Tenant {
+        if self.tenants.len() > 1 && self.hot_share > 0.0 {
+            if rng.random_bool(self.hot_share) {
+                return &self.tenants[0];
+            }
+            return &self.tenants[rng.random_range(1..self.tenants.len())];
+        }
         &self.tenants[rng.random_range(0..self.tenants.len())]
+    }
+
+    fn events(&self, seed: u64) -> EventGen {
+        EventGen::new(StdRng::seed_from_u64(seed), self.id_fraction).spread_over(self.spread)
     }
 }
 
@@ -106,7 +121,7 @@ pub async fn closed_loop(target: Arc<Target>, connections: usize, window: Window
         let (target, started) = (Arc::clone(&target), Arc::clone(&started));
         workers.spawn(async move {
             let mut rng = StdRng::seed_from_u64(0x5eed ^ n as u64);
-            let mut events = EventGen::new(StdRng::seed_from_u64(n as u64), target.id_fraction);
+            let mut events = target.events(n as u64);
             let mut stats = Stats::new();
             while Instant::now() < window.end && started.fetch_add(1, Ordering::Relaxed) < window.max_requests {
                 let body = target.body(&mut events);
@@ -143,7 +158,7 @@ pub async fn open_loop(target: Arc<Target>, rate: f64, max_in_flight: usize, win
     let slots = Arc::new(Semaphore::new(max_in_flight));
     let interval = Duration::from_secs_f64(1.0 / rate);
     let mut rng = StdRng::seed_from_u64(0x0be7);
-    let mut events = EventGen::new(StdRng::seed_from_u64(0x0be8), target.id_fraction);
+    let mut events = target.events(0x0be8);
     let mut in_flight = JoinSet::new();
     let (start, mut max_lag) = (Instant::now(), Duration::ZERO);
     for i in 0..window.max_requests {

@@ -45,12 +45,21 @@ pub struct EventGen {
     rng: StdRng,
     /// Share of events that carry a producer `id` (the idempotency key), 0.0..=1.0.
     id_fraction: f64,
+    /// When events occurred: within the last 2 s (zero), or uniformly over this much past.
+    spread: time::Duration,
 }
 
 impl EventGen {
     /// A generator seeded by `rng`.
     pub fn new(rng: StdRng, id_fraction: f64) -> Self {
-        Self { rng, id_fraction }
+        Self { rng, id_fraction, spread: time::Duration::ZERO }
+    }
+
+    /// Events that occurred uniformly over the last `spread` (a history to query), each
+    /// carrying its `occurred_at`.
+    pub fn spread_over(mut self, spread: time::Duration) -> Self {
+        self.spread = spread;
+        self
     }
 
     /// One event as a JSON value.
@@ -71,11 +80,15 @@ impl EventGen {
         if r.random_bool(self.id_fraction) {
             event.insert("id".into(), Value::String(uuid::Uuid::now_v7().to_string()));
         }
-        if r.random_bool(0.7) {
-            let ago = time::Duration::milliseconds(r.random_range(0..2_000));
-            if let Ok(at) = (OffsetDateTime::now_utc() - ago).format(&Rfc3339) {
-                event.insert("occurred_at".into(), Value::String(at));
-            }
+        let ago = if self.spread.is_positive() {
+            Some(time::Duration::milliseconds(r.random_range(0..self.spread.whole_milliseconds().max(1) as i64)))
+        } else {
+            r.random_bool(0.7).then(|| time::Duration::milliseconds(r.random_range(0..2_000)))
+        };
+        if let Some(ago) = ago
+            && let Ok(at) = (OffsetDateTime::now_utc() - ago).format(&Rfc3339)
+        {
+            event.insert("occurred_at".into(), Value::String(at));
         }
         event.insert("action".into(), action.into());
         event.insert("actor".into(), actor);
@@ -150,5 +163,19 @@ mod tests {
         }
         let average = total / 1_000;
         assert!((400..=600).contains(&average), "average JSON size {average} B");
+    }
+
+    #[test]
+    fn a_spread_history_covers_the_past_days_and_stays_valid() {
+        let days = time::Duration::days(30);
+        let mut generator = EventGen::new(StdRng::seed_from_u64(7), 0.5).spread_over(days);
+        let now = OffsetDateTime::now_utc();
+        let ctx = auditlog_schemas::IngestContext { tenant_id: "acme", received_at: now };
+        let ages: Vec<time::Duration> = (0..1_000)
+            .map(|_| auditlog_schemas::validate_event(&generator.event(), &ctx).expect("valid").occurred_at)
+            .map(|at| now - at)
+            .collect();
+        assert!(ages.iter().all(|age| *age >= -time::Duration::seconds(1) && *age <= days), "within the last 30 days");
+        assert!(ages.iter().any(|age| *age > time::Duration::days(25)) && ages.iter().any(|age| *age < time::Duration::days(5)), "spread over them");
     }
 }

@@ -91,6 +91,14 @@ struct RunArgs {
     /// Share of events carrying a producer id (idempotency key).
     #[arg(long, default_value_t = 0.5)]
     id_fraction: f64,
+    /// Days of history the events' `occurred_at` spreads over, uniformly (0: they occur now);
+    /// for seeding a dataset to query.
+    #[arg(long, default_value_t = 0)]
+    spread_days: u32,
+    /// Share of requests for `bench-tenant-00`, the rest spread over the others alike (0:
+    /// every tenant alike).
+    #[arg(long, default_value_t = 0.0)]
+    hot_tenant_share: f64,
     /// HS256 secret of the gateway, to sign the tenants' tokens.
     #[arg(long, env = "AUDITLOG_GATEWAY_AUTH_HS256_SECRET", hide_env_values = true)]
     secret: String,
@@ -139,7 +147,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .build()
         .context("building the HTTP client")?;
     let base = args.url.trim_end_matches('/').to_owned();
-    let target = Arc::new(Target { client, base, tenants, batch: args.batch, id_fraction: args.id_fraction });
+    let target = Arc::new(Target {
+        client,
+        base,
+        tenants,
+        batch: args.batch,
+        id_fraction: args.id_fraction,
+        spread: time::Duration::days(i64::from(args.spread_days)),
+        hot_share: args.hot_tenant_share,
+    });
     let (load0, cpu0, t0) = (report::loadavg(), report::own_cpu_seconds(), Instant::now());
     let measure_from = t0 + Duration::from_secs(args.warmup);
     let window = Window { measure_from, end: measure_from + Duration::from_secs(args.duration), max_requests: args.max_requests };
@@ -201,8 +217,8 @@ fn check(args: &RunArgs) -> anyhow::Result<()> {
     if args.mode == Mode::Open && !(args.rate > 0.0 && args.rate <= 100_000.0) {
         bail!("--rate must be in (0, 100000] requests/s");
     }
-    if !(0.0..=1.0).contains(&args.id_fraction) {
-        bail!("--id-fraction must be within 0..=1");
+    if !(0.0..=1.0).contains(&args.id_fraction) || !(0.0..=1.0).contains(&args.hot_tenant_share) {
+        bail!("--id-fraction and --hot-tenant-share must be within 0..=1");
     }
     Ok(())
 }

@@ -43,7 +43,7 @@ pub fn filter(tenant: &str) -> EventFilter {
     EventFilter { tenant_id: tenant.to_owned(), ..EventFilter::default() }
 }
 
-async fn all_pages(store: &dyn EventStore, filter: &EventFilter, limit: usize) -> Vec<String> {
+pub async fn all_pages(store: &dyn EventStore, filter: &EventFilter, limit: usize) -> Vec<String> {
     let mut ids = Vec::new();
     let mut after = None;
     for _ in 0..100 {

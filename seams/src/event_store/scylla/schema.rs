@@ -1,8 +1,9 @@
 //! The CQL schema of the ScyllaDB event store, created idempotently at start. Kept to the CQL
 //! that ScyllaDB and Cassandra share (Cassandra 5 stands in for ScyllaDB on dev machines).
 //!
-//! - `events_by_id`: one row per `(tenant_id, id)`; the arbiter of idempotency (first write
-//!   wins, through a lightweight transaction) and the source of `get`.
+//! - `events_by_id`: one row per `(tenant_id, id)`; written last, it marks an event
+//!   complete and decides whether a later write of the id is a duplicate (first write wins);
+//!   the source of `get`.
 //! - `events_by_time`, `events_by_actor`, `events_by_target`: the same event, denormalized
 //!   into one partition per tenant (and actor, or target) and day, newest first, so every
 //!   list reads whole partitions in clustering order and a partition stays bounded.
