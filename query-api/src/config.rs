@@ -139,7 +139,7 @@ fn default_heartbeat_secs() -> u64 {
     15
 }
 fn default_export_page_size() -> usize {
-    500
+    1_000
 }
 fn default_backend_timeout_ms() -> u64 {
     15_000

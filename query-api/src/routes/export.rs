@@ -20,6 +20,10 @@ use crate::slots::Slot;
 use crate::state::QueryState;
 use crate::{reads, retention};
 
+/// Pages read ahead of the one being sent: more hides backend latency behind the network,
+/// each costs one page of memory (`limits.export_page_size` events) per export.
+const READ_AHEAD_PAGES: usize = 2;
+
 /// CSV columns, in order; the header row names them.
 pub const CSV_COLUMNS: [&str; 22] = [
     "id", "tenant_id", "occurred_at", "received_at", "action", "actor_id", "actor_type", "actor_name", "actor_email",
@@ -98,19 +102,25 @@ pub async fn export(State(state): State<QueryState>, reader: Reader, RawQuery(ra
     // The first page is read before answering, so an unavailable backend is a 503, not a
     // truncated 200.
     let head = export.next_chunk().await?;
-    let rest = futures::stream::unfold(export, |mut export| async move {
-        if export.done {
-            return None;
-        }
-        match export.next_chunk().await {
-            Ok(chunk) => Some((Ok::<Bytes, std::io::Error>(chunk), export)),
-            Err(err) => {
-                tracing::warn!(error = %err, "export aborted mid-stream");
-                export.done = true;
-                Some((Err(std::io::Error::other("export aborted: a backend failed")), export))
+    // The rest is read ahead by a task of its own, so the next page is fetched while this
+    // one is sent; the channel bounds what waits. The task ends, freeing the tenant's
+    // export slot, when the last page is read or the client went away (`send` fails).
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(READ_AHEAD_PAGES);
+    if !export.done {
+        tokio::spawn(async move {
+            while !export.done {
+                let chunk = export.next_chunk().await.map_err(|err| {
+                    tracing::warn!(error = %err, "export aborted mid-stream");
+                    export.done = true;
+                    std::io::Error::other("export aborted: a backend failed")
+                });
+                if tx.send(chunk).await.is_err() {
+                    break;
+                }
             }
-        }
-    });
+        });
+    }
+    let rest = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) });
     let body = Body::from_stream(futures::StreamExt::chain(futures::stream::once(async { Ok::<_, std::io::Error>(head) }), rest));
     let stamp = OffsetDateTime::now_utc().unix_timestamp();
     let filename = format!("attachment; filename=\"auditlog-{}-{stamp}.{}\"", reader.tenant_id, format.name());

@@ -188,7 +188,7 @@ impl EventLog for KafkaEventLog {
         };
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         consumer.subscribe(&refs).map_err(classify)?;
-        Ok(Box::new(KafkaConsumer { consumer: Arc::new(consumer) }))
+        Ok(Box::new(KafkaConsumer { consumer: Arc::new(consumer), lag: Arc::default() }))
     }
 
     async fn tail(&self, topics: &[String]) -> Result<Box<dyn LogTail>, LogError> {
@@ -321,6 +321,14 @@ async fn recv(consumer: &StreamConsumer) -> Result<LogRecord, LogError> {
 
 struct KafkaConsumer {
     consumer: Arc<StreamConsumer>,
+    /// The latest finished lag sample, and whether a refresh is running.
+    lag: Arc<std::sync::Mutex<LagSample>>,
+}
+
+#[derive(Default)]
+struct LagSample {
+    partitions: Vec<PartitionLag>,
+    refreshing: bool,
 }
 
 #[async_trait]
@@ -356,30 +364,47 @@ impl LogConsumer for KafkaConsumer {
             .map_err(classify)
     }
 
+    /// The previous sample's figures, at most one sampling interval old: each call starts a
+    /// refresh in the background and returns at once. Asking the broker takes one offsets
+    /// request per owned partition, each queued behind the consumer's fetch long-poll (up to
+    /// `fetch.wait.max.ms`), seconds in all; a processor that waited for it stopped consuming
+    /// for that long every sample.
     async fn lag(&mut self) -> Result<Vec<PartitionLag>, LogError> {
-        let consumer = Arc::clone(&self.consumer);
-        tokio::task::spawn_blocking(move || -> Result<Vec<PartitionLag>, LogError> {
-            let positions = consumer.position().map_err(classify)?;
-            let mut out = Vec::new();
-            for element in positions.elements() {
-                // One offsets request per owned partition; callers sample lag every few
-                // seconds, not per record.
-                let (_, high) = consumer
-                    .client()
-                    .fetch_watermarks(element.topic(), element.partition(), Duration::from_secs(5))
-                    .map_err(classify)?;
-                let position = match element.offset() {
-                    Offset::Offset(o) => o,
-                    // Nothing read from this partition yet: no position to measure from.
-                    _ => continue,
-                };
-                out.push(PartitionLag { topic: element.topic().to_owned(), partition: element.partition(), position, high });
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(|e| LogError::Unavailable(format!("lag task failed: {e}")))?
+        let mut sample = self.lag.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !sample.refreshing {
+            sample.refreshing = true;
+            let (consumer, slot) = (Arc::clone(&self.consumer), Arc::clone(&self.lag));
+            tokio::task::spawn_blocking(move || {
+                let fresh = sample_lag(&consumer);
+                let mut sample = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                sample.refreshing = false;
+                match fresh {
+                    Ok(partitions) => sample.partitions = partitions,
+                    Err(error) => tracing::debug!(%error, "cannot sample consumer lag"),
+                }
+            });
+        }
+        Ok(sample.partitions.clone())
     }
+}
+
+/// Each owned partition's read position and high watermark, from the broker (blocking).
+fn sample_lag(consumer: &StreamConsumer) -> Result<Vec<PartitionLag>, LogError> {
+    let positions = consumer.position().map_err(classify)?;
+    let mut out = Vec::new();
+    for element in positions.elements() {
+        let (_, high) = consumer
+            .client()
+            .fetch_watermarks(element.topic(), element.partition(), Duration::from_secs(5))
+            .map_err(classify)?;
+        let position = match element.offset() {
+            Offset::Offset(o) => o,
+            // Nothing read from this partition yet: no position to measure from.
+            _ => continue,
+        };
+        out.push(PartitionLag { topic: element.topic().to_owned(), partition: element.partition(), position, high });
+    }
+    Ok(out)
 }
 
 struct KafkaTail {

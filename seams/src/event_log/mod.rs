@@ -182,7 +182,9 @@ pub trait LogConsumer: Send {
     async fn commit(&mut self, positions: &[LogPosition]) -> Result<(), LogError>;
 
     /// The group's read position and the partition's end, for each partition this member
-    /// owns now: the consumer lag is `high - position`.
+    /// owns: the consumer lag is `high - position`. Returns promptly, since the caller is the
+    /// consuming loop: a log that must ask a remote broker answers with its previous sample
+    /// (empty at first) and refreshes in the background.
     async fn lag(&mut self) -> Result<Vec<PartitionLag>, LogError>;
 }
 

@@ -12,8 +12,10 @@ use crate::query::{EventFilter, Page, PageRequest};
 
 /// Largest page.
 pub const MAX_PAGE: usize = 1_000;
-/// Rows fetched per query; larger means fewer round trips, more rows read past the page.
-const FETCH: i32 = 200;
+/// Rows fetched per query when other filters (action, outcome, ...) may drop rows: larger
+/// means fewer round trips, more rows read past the page. Without such filters a query
+/// fetches just what the page still lacks.
+const FILTERED_FETCH: usize = 200;
 /// Rows examined by one list before it returns a short page with a cursor: bounds the work of
 /// a filter that matches rarely (the search index serves those better).
 pub const SCAN_LIMIT: usize = 20_000;
@@ -64,18 +66,28 @@ async fn fetch(
     tenant_id: &str,
     bucket: i32,
     below: &(i64, String),
+    fetch: i32,
 ) -> Result<Vec<Row>, StoreError> {
     let s = &store.session;
     let (us, id) = (below.0, below.1.as_str());
     let st = &store.st;
     let result = match index {
-        Index::Time => s.execute_unpaged(&st.list_time, (tenant_id, bucket, us, id, FETCH)).await,
-        Index::Actor(actor) => s.execute_unpaged(&st.list_actor, (tenant_id, *actor, bucket, us, id, FETCH)).await,
-        Index::Target(key) => s.execute_unpaged(&st.list_target, (tenant_id, key.as_str(), bucket, us, id, FETCH)).await,
+        Index::Time => s.execute_unpaged(&st.list_time, (tenant_id, bucket, us, id, fetch)).await,
+        Index::Actor(actor) => s.execute_unpaged(&st.list_actor, (tenant_id, *actor, bucket, us, id, fetch)).await,
+        Index::Target(key) => s.execute_unpaged(&st.list_target, (tenant_id, key.as_str(), bucket, us, id, fetch)).await,
     }
     .map_err(unavailable)?;
     let rows = result.into_rows_result().map_err(unavailable)?;
     rows.rows::<Row>().map_err(unavailable)?.map(|r| r.map_err(unavailable)).collect()
+}
+
+/// Whether `filter` may drop rows of `index` (a filter the partition key does not imply).
+fn residual(filter: &EventFilter, index: &Index<'_>) -> bool {
+    let keyed = match index {
+        Index::Target(_) => filter.actor_id.is_some(),
+        Index::Actor(_) | Index::Time => filter.target_type.is_some() || filter.target_id.is_some(),
+    };
+    keyed || filter.action.is_some() || filter.outcome.is_some() || filter.severity.is_some()
 }
 
 /// Serves [`crate::EventStore::list`].
@@ -109,10 +121,14 @@ pub(super) async fn list(store: &ScyllaEventStore, filter: &EventFilter, page: &
     let days = buckets(store, tenant, index_name, &index_key, bucket_of(below.0), bucket_of(lower_us)).await?;
     let mut events = Vec::with_capacity(page.limit);
     let mut scanned = 0;
+    let filtered = residual(filter, &index);
     for day in days {
         loop {
-            let rows = fetch(store, &index, tenant, day, &below).await?;
-            let full = rows.len() == FETCH as usize;
+            let lacking = page.limit - events.len();
+            let want = if filtered { lacking.max(FILTERED_FETCH) } else { lacking }.min(MAX_PAGE);
+            // `want` is at most MAX_PAGE, so the cast cannot truncate.
+            let rows = fetch(store, &index, tenant, day, &below, want as i32).await?;
+            let full = rows.len() == want;
             for row in rows {
                 if row.0 < lower_us {
                     return Ok(Page { events, next: None });

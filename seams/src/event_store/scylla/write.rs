@@ -5,13 +5,17 @@
 //!    log order) is kept; ids that `events_by_id` already holds are dropped, since their
 //!    stored winner is complete.
 //! 2. **List rows and bucket directory.** The rest go to `events_by_time`, `events_by_actor`
-//!    and `events_by_target`, grouped by partition into unlogged single-partition batches (a
-//!    replica applies one as a single mutation, atomically), and the directory gets each
-//!    `(index, key, day)` of the call once.
+//!    and `events_by_target`, and the directory gets each `(index, key, day)` of the call
+//!    once.
 //! 3. **Id rows**, only after every list row was acknowledged. The id row is the event's
 //!    commit mark: a crash before it leaves list rows that the redelivery (offsets are
 //!    committed only after `upsert` returned) writes again identically, a crash after it
 //!    leaves a complete event.
+//!
+//! Statements travel in unlogged batches of rows owned by the same replica (node and
+//! shard, from the driver's token map), so a batch is one request that its coordinator
+//! applies locally, without fanning out: requests, not rows, are what a node spends most on
+//! for small writes. Nothing relies on a batch being atomic.
 //!
 //! Why first-write-wins holds without Paxos: a tenant's events are in one log partition,
 //! read in order by one processor at a time, and a batch is acknowledged before the next is
@@ -22,9 +26,15 @@
 //! instant by different processors.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
+use scylla::cluster::ClusterState;
+use scylla::routing::Shard;
+use scylla::serialize::SerializationError;
+use scylla::serialize::row::{RowSerializationContext, SerializeRow};
+use scylla::serialize::writers::RowWriter;
 use scylla::statement::batch::{Batch, BatchStatement, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 
@@ -32,10 +42,9 @@ use super::{ScyllaEventStore, Write, bucket_of, target_key, unavailable};
 use crate::event_store::StoreError;
 use crate::query::StoredEvent;
 
-/// Rows of one partition per unlogged batch. A batch is one request and one mutation for the
-/// replica instead of one per row; larger batches trip the cluster's batch-size warnings
-/// (ScyllaDB warns past 128 KiB, events are ~0.5-2 KiB as JSON) and hold one partition's
-/// writes back longer.
+/// Statements per unlogged batch. A batch is one request instead of one per row; larger
+/// batches trip the cluster's batch-size warnings (ScyllaDB warns past 128 KiB, events are
+/// ~0.5-2 KiB as JSON) and hold their rows back until the slowest is written.
 pub(super) const BATCH_ROWS: usize = 32;
 
 /// An event of the call that is not stored yet, with what its rows need.
@@ -48,10 +57,84 @@ struct Pending<'a> {
     target_keys: Vec<String>,
 }
 
-/// A row of `events_by_time`, in the insert's bind order.
-type TimeRow<'a> = (&'a str, i32, i64, &'a str, &'a str, &'a str, i32, i64, i32);
-/// A row of `events_by_actor` or `events_by_target` (the key after the tenant).
-type KeyedRow<'a> = (&'a str, &'a str, i32, i64, &'a str, &'a str, &'a str, i32, i64, i32);
+/// The columns every event row shares after its partition key: occurred_us, id, event,
+/// log_topic, log_partition, log_offset, ttl.
+type Shared<'a> = (i64, &'a str, &'a str, &'a str, i32, i64, i32);
+
+/// A row of one of the store's inserts, in the statement's bind order.
+enum Row<'a> {
+    /// `events_by_id` and `events_by_time`: tenant, then an int (none for the id table).
+    Id(&'a str, Shared<'a>),
+    Time(&'a str, i32, Shared<'a>),
+    /// `events_by_actor` / `events_by_target`: tenant, key, day.
+    Keyed(&'a str, &'a str, i32, Shared<'a>),
+    /// `buckets`: tenant, index name, index key, day.
+    Directory(&'a str, &'a str, &'a str, i32),
+}
+
+impl SerializeRow for Row<'_> {
+    fn serialize(&self, ctx: &RowSerializationContext<'_>, writer: &mut RowWriter) -> Result<(), SerializationError> {
+        match *self {
+            Row::Id(t, (us, id, json, topic, partition, offset, ttl)) => {
+                (t, us, id, json, topic, partition, offset, ttl).serialize(ctx, writer)
+            }
+            Row::Time(t, b, (us, id, json, topic, partition, offset, ttl)) => {
+                (t, b, us, id, json, topic, partition, offset, ttl).serialize(ctx, writer)
+            }
+            Row::Keyed(t, key, b, (us, id, json, topic, partition, offset, ttl)) => {
+                (t, key, b, us, id, json, topic, partition, offset, ttl).serialize(ctx, writer)
+            }
+            Row::Directory(t, index, key, b) => (t, index, key, b).serialize(ctx, writer),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// The replica (node and shard) owning a partition; `None` when the driver cannot tell
+/// (no token map yet): such rows batch together, and the coordinator forwards them.
+type Owner = Option<(uuid::Uuid, Shard)>;
+
+/// Rows grouped by the replica owning their partition, for batching.
+struct Batcher<'a> {
+    cluster: Arc<ClusterState>,
+    groups: HashMap<Owner, Vec<(&'a PreparedStatement, Row<'a>)>>,
+}
+
+impl<'a> Batcher<'a> {
+    fn new(cluster: Arc<ClusterState>) -> Self {
+        Self { cluster, groups: HashMap::new() }
+    }
+
+    fn push(&mut self, statement: &'a PreparedStatement, row: Row<'a>) {
+        let owner = self.owner(statement, &row);
+        self.groups.entry(owner).or_default().push((statement, row));
+    }
+
+    fn owner(&self, statement: &PreparedStatement, row: &Row<'_>) -> Owner {
+        let token = statement.calculate_token(row).ok()??;
+        let (keyspace, table) = (statement.get_keyspace_name()?, statement.get_table_name()?);
+        let replicas = self.cluster.get_token_endpoints(keyspace, table, token);
+        replicas.first().map(|(node, shard)| (node.host_id, *shard))
+    }
+
+    /// The rows as unlogged batches of at most [`BATCH_ROWS`], one owner each.
+    fn into_writes(self, session: &'a scylla::client::session::Session) -> Vec<BoxFuture<'a, Write>> {
+        let mut writes = Vec::new();
+        for rows in self.groups.into_values() {
+            let mut rows = rows.into_iter().peekable();
+            while rows.peek().is_some() {
+                let (statements, values): (Vec<_>, Vec<_>) = rows.by_ref().take(BATCH_ROWS).unzip();
+                let statements = statements.into_iter().map(|st| BatchStatement::PreparedStatement(st.clone())).collect();
+                let batch = Batch::new_with_statements(BatchType::Unlogged, statements);
+                writes.push(async move { session.batch(&batch, values).await }.boxed());
+            }
+        }
+        writes
+    }
+}
 
 impl ScyllaEventStore {
     /// Writes `events` (in log order) so that the first write of each id wins.
@@ -71,12 +154,11 @@ impl ScyllaEventStore {
             }
         }
         self.run(self.list_rows(&pending)).await?;
-        let s = &*self.session;
-        let id_rows = pending.iter().map(|p| {
-            let (e, pos) = (&p.stored.event, &p.stored.position);
-            s.execute_unpaged(&self.st.insert_by_id, (&e.tenant_id, p.us, &e.id, &p.json, &pos.topic, pos.partition, pos.offset, p.ttl)).boxed()
-        });
-        self.run(id_rows.collect()).await
+        let mut ids = Batcher::new(self.session.get_cluster_state());
+        for p in &pending {
+            ids.push(&self.st.insert_by_id, Row::Id(&p.stored.event.tenant_id, shared(p)));
+        }
+        self.run(ids.into_writes(&self.session)).await
     }
 
     /// Whether each event's id is already held by `events_by_id`.
@@ -91,50 +173,27 @@ impl ScyllaEventStore {
         Ok(result.into_rows_result().map_err(unavailable)?.rows_num() > 0)
     }
 
-    /// The list rows and directory entries of `pending`, as batches and statements.
+    /// The list rows and directory entries of `pending`, as batches.
     fn list_rows<'a>(&'a self, pending: &'a [Pending<'a>]) -> Vec<BoxFuture<'a, Write>> {
-        let mut by_time: HashMap<(&str, i32), Vec<TimeRow<'a>>> = HashMap::new();
-        let mut by_actor: HashMap<(&str, &str, i32), Vec<KeyedRow<'a>>> = HashMap::new();
-        let mut by_target: HashMap<(&str, &str, i32), Vec<KeyedRow<'a>>> = HashMap::new();
+        let st = &self.st;
+        let mut batcher = Batcher::new(self.session.get_cluster_state());
         let mut directory: HashSet<(&str, &str, &str, i32)> = HashSet::new();
         for p in pending {
-            let (e, pos) = (&p.stored.event, &p.stored.position);
-            let (t, b) = (e.tenant_id.as_str(), p.bucket);
-            let row = (p.us, e.id.as_str(), p.json.as_str(), pos.topic.as_str(), pos.partition, pos.offset, p.ttl);
-            by_time.entry((t, b)).or_default().push((t, b, row.0, row.1, row.2, row.3, row.4, row.5, row.6));
-            let actor = e.actor.id.as_str();
-            by_actor.entry((t, actor, b)).or_default().push((t, actor, b, row.0, row.1, row.2, row.3, row.4, row.5, row.6));
+            let e = &p.stored.event;
+            let (t, b, row) = (e.tenant_id.as_str(), p.bucket, shared(p));
+            batcher.push(&st.insert_time, Row::Time(t, b, row));
+            batcher.push(&st.insert_actor, Row::Keyed(t, &e.actor.id, b, row));
             directory.insert((t, "time", "", b));
-            directory.insert((t, "actor", actor, b));
+            directory.insert((t, "actor", &e.actor.id, b));
             for key in &p.target_keys {
-                by_target.entry((t, key, b)).or_default().push((t, key, b, row.0, row.1, row.2, row.3, row.4, row.5, row.6));
+                batcher.push(&st.insert_target, Row::Keyed(t, key, b, row));
                 directory.insert((t, "target", key, b));
             }
         }
-        let mut writes = Vec::new();
-        writes.extend(by_time.into_values().flat_map(|rows| self.batches(&self.st.insert_time, rows)));
-        writes.extend(by_actor.into_values().flat_map(|rows| self.batches(&self.st.insert_actor, rows)));
-        writes.extend(by_target.into_values().flat_map(|rows| self.batches(&self.st.insert_target, rows)));
-        let s = &*self.session;
-        writes.extend(directory.into_iter().map(|entry| s.execute_unpaged(&self.st.insert_bucket, entry).boxed()));
-        writes
-    }
-
-    /// One partition's `rows` of `statement`, as unlogged batches of at most [`BATCH_ROWS`].
-    fn batches<'a, R>(&'a self, statement: &PreparedStatement, rows: Vec<R>) -> Vec<BoxFuture<'a, Write>>
-    where
-        R: scylla::serialize::row::SerializeRow + Send + Sync + 'a,
-    {
-        let mut rows = rows.into_iter().peekable();
-        let mut batches = Vec::new();
-        while rows.peek().is_some() {
-            let chunk: Vec<R> = rows.by_ref().take(BATCH_ROWS).collect();
-            let statements = vec![BatchStatement::PreparedStatement(statement.clone()); chunk.len()];
-            let batch = Batch::new_with_statements(BatchType::Unlogged, statements);
-            let session = &*self.session;
-            batches.push(async move { session.batch(&batch, chunk).await }.boxed());
+        for (t, index, key, b) in directory {
+            batcher.push(&st.insert_bucket, Row::Directory(t, index, key, b));
         }
-        batches
+        batcher.into_writes(&self.session)
     }
 
     /// Runs `writes` with bounded concurrency until all are acknowledged or one failed.
@@ -145,6 +204,11 @@ impl ScyllaEventStore {
             .try_for_each(|_| futures::future::ready(Ok(())))
             .await
     }
+}
+
+fn shared<'a>(p: &'a Pending<'a>) -> Shared<'a> {
+    let pos = &p.stored.position;
+    (p.us, &p.stored.event.id, &p.json, &pos.topic, pos.partition, pos.offset, p.ttl)
 }
 
 fn pending_event(stored: &StoredEvent, ttl: i32) -> Result<Pending<'_>, StoreError> {

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# bench/query-bench.sh — the query API on a seeded dataset of the real local stack (ScyllaDB
+# via Cassandra 5, OpenSearch): time-range, cursor, actor, full-text and filtered pages, stats,
+# and whole-tenant exports (rows/s, the server's memory); appends one section to
+# bench/RESULTS.md, with the seeding figures (gateway ingest, each processor's drain).
+#
+# Seeding (skipped when the dataset of these parameters is already there, see SEED_STATE):
+# EVENTS events of TENANTS tenants (tenant 00 gets HOT_SHARE of them, the rest alike),
+# occurring over the last DAYS days, go through a release gateway (batches of 500, rate
+# limit raised) to a topic of their own, bench.query.<run>.v1; `auditlog replay` then drains
+# that topic into a keyspace (auditlog_bench_<run>) and an index alias (bench-query-<run>) of
+# their own, first ScyllaDB then OpenSearch, so each processor has the machine to itself.
+# The dev keyspace, index and topics are not touched; `deploy/local/stack down --purge`
+# removes what earlier seeds left.
+#
+# Queries: a release `auditlog query-api` on those, driven by bench/query_load.py one request
+# at a time (latency, not throughput), QUERIES per workload.
+#
+# Env: EVENTS (2000000), TENANTS (100), DAYS (30), HOT_SHARE (0.25), QUERIES (300),
+#      RESEED (0: reuse a matching dataset), CARGO_TARGET_DIR (/root/.cache/auditlog/target),
+#      AUDITLOG_STACK_DIR (deploy/local/.state)
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+REPO=$(cd "$BENCH_DIR/.." && pwd -P)
+STACK=$REPO/deploy/local/stack
+RESULTS=$BENCH_DIR/RESULTS.md
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/root/.cache/auditlog/target}
+BIN=$CARGO_TARGET_DIR/release/auditlog
+LOADGEN=$CARGO_TARGET_DIR/release/auditlog-loadgen
+EVENTS=${EVENTS:-2000000} TENANTS=${TENANTS:-100} DAYS=${DAYS:-30} HOT_SHARE=${HOT_SHARE:-0.25}
+QUERIES=${QUERIES:-300} RESEED=${RESEED:-0}
+BATCH=500
+BOOTSTRAP=127.0.0.1:${AUDITLOG_KAFKA_PORT:-9092}
+SEED_STATE=${AUDITLOG_STACK_DIR:-$REPO/deploy/local/.state}/bench-query-seed.json
+
+die() { printf '[query-bench] ERROR: %s\n' "$*" >&2; exit 1; }
+say() { printf '[query-bench] %s\n' "$*" >&2; }
+cd "$REPO"
+"$STACK" status >/dev/null 2>&1 || { "$STACK" status >&2 || true; die "the local stack is not up: deploy/local/stack up"; }
+say "building release binaries"
+cargo build --release --locked -p auditlog -p auditlog-loadgen >&2
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_ready() { # pid url log
+    for _ in $(seq 1 120); do
+        kill -0 "$1" 2>/dev/null || { tail -n 30 "$3" >&2; die "$2 exited"; }
+        curl -fsS "$2/readyz" >/dev/null 2>&1 && return 0
+        sleep 1
+    done
+    tail -n 30 "$3" >&2
+    die "$2 not ready within 120 s"
+}
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+SECRET=$(head -c 36 /dev/urandom | base64 | tr -d '/+=\n')
+params="events=$EVENTS tenants=$TENANTS days=$DAYS hot_share=$HOT_SHARE"
+
+seed() {
+    local run topic keyspace alias port url gw t0 t1 records
+    run=$(date +%s)
+    topic=bench.query.$run.v1 keyspace=auditlog_bench_$run alias=bench-query-$run
+    say "seeding $params into $topic -> $keyspace / $alias"
+    "$STACK" kafka-tools org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --create --topic "$topic" \
+        --partitions 6 --replication-factor 1 >/dev/null
+    port=$(free_port) url=http://127.0.0.1:$port
+    AUDITLOG_GATEWAY_AUTH_HS256_SECRET=$SECRET AUDITLOG_GATEWAY_DEFAULT_RATE_LIMIT_PER_SEC=10000000 \
+        AUDITLOG_GATEWAY_TOPIC_PREFIX=bench.query.$run "$BIN" gateway --listen "127.0.0.1:$port" \
+        --event-log "kafka://$BOOTSTRAP" >"$WORK/gateway.log" 2>&1 &
+    gw=$!
+    PIDS+=("$gw")
+    wait_ready "$gw" "$url" "$WORK/gateway.log"
+    AUDITLOG_GATEWAY_AUTH_HS256_SECRET=$SECRET "$LOADGEN" run --url "$url" --mode closed --batch "$BATCH" --connections 8 \
+        --tenants "$TENANTS" --spread-days "$DAYS" --hot-tenant-share "$HOT_SHARE" --warmup 0 --duration 600 \
+        --max-requests $(((EVENTS + BATCH - 1) / BATCH)) --label seed --json-out "$WORK/ingest.json" >&2
+    kill -TERM "$gw"
+    wait "$gw" 2>/dev/null || true
+    records=$("$STACK" kafka-tools org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$BOOTSTRAP" --topic "$topic" \
+        | awk -F: '{ n += $3 } END { print n + 0 }')
+    say "$records events in $topic; draining into ScyllaDB"
+    local views=(--topic "$topic" --registry http://127.0.0.1:8081/apis/ccompat/v7 --event-log "kafka://$BOOTSTRAP")
+    t0=$(date +%s.%N)
+    "$BIN" replay --sink scylla --store "scylla://127.0.0.1:9042/$keyspace" "${views[@]}" >&2
+    t1=$(date +%s.%N)
+    say "draining into OpenSearch"
+    "$BIN" replay --sink opensearch --index "opensearch://127.0.0.1:9200/$alias" "${views[@]}" >&2
+    python3 - "$SEED_STATE" "$params" "$run" "$topic" "$keyspace" "$alias" "$records" "$t0" "$t1" "$(date +%s.%N)" \
+        "$WORK/ingest.json" <<'PY'
+import json, sys
+path, params, run, topic, keyspace, alias, records, t0, t1, t2, ingest = sys.argv[1:]
+records, t0, t1, t2 = int(records), float(t0), float(t1), float(t2)
+state = {"params": params, "run": run, "topic": topic, "keyspace": keyspace, "alias": alias, "records": records,
+         "ingest": json.load(open(ingest)), "scylla_s": t1 - t0, "opensearch_s": t2 - t1}
+json.dump(state, open(path, "w"))
+PY
+}
+
+if [[ $RESEED != 0 || ! -f $SEED_STATE ]] || [[ $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["params"])' "$SEED_STATE") != "$params" ]]; then
+    seed
+else
+    say "reusing the dataset of $SEED_STATE ($params)"
+fi
+state() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$SEED_STATE" "$1"; }
+run=$(state run)
+
+port=$(free_port) url=http://127.0.0.1:$port
+AUDITLOG_QUERY_AUTH_HS256_SECRET=$SECRET AUDITLOG_QUERY_TOPIC_PREFIX=bench.query.$run "$BIN" query-api \
+    --listen "127.0.0.1:$port" --event-log "kafka://$BOOTSTRAP" --event-store "scylla://127.0.0.1:9042/$(state keyspace)" \
+    --search-index "opensearch://127.0.0.1:9200/$(state alias)" >"$WORK/query.log" 2>&1 &
+qpid=$!
+PIDS+=("$qpid")
+wait_ready "$qpid" "$url" "$WORK/query.log"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+say "queries: $QUERIES per workload against $url (pid $qpid)"
+python3 "$BENCH_DIR/query_load.py" --url "$url" --secret "$SECRET" --pid "$qpid" --tenants "$TENANTS" --days "$DAYS" \
+    --queries "$QUERIES" >"$WORK/queries.json"
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+{
+    printf '\n## %s — Query API benchmark (seeded dataset, ScyllaDB + OpenSearch)\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+    printf -- '- Command (from the repo root): `bench/query-bench.sh` (EVENTS=%s TENANTS=%s DAYS=%s HOT_SHARE=%s QUERIES=%s)\n' \
+        "$EVENTS" "$TENANTS" "$DAYS" "$HOT_SHARE" "$QUERIES"
+    printf -- '- Code: commit %s%s; release build; `auditlog query-api` with its default config on the seeded keyspace and alias; queries from `bench/query_load.py`, one at a time over one keep-alive connection\n' \
+        "$(git rev-parse --short HEAD)" "$(git diff --quiet HEAD -- . ':!bench/RESULTS.md' || echo ' + uncommitted changes')"
+    printf -- '- Stack: deploy/local/stack (Kafka 4.4.0, Apicurio 3.0.9, Cassandra 5.0.9 commitlog_sync batch, OpenSearch 2.19.6 0 replicas) on this machine\n'
+    printf -- '- Machine: nproc %s, memory %s, %s; load average before/after the queries: %s / %s\n\n' \
+        "$(nproc)" "$(free -h | awk '/Mem:/ {print $2}')" "$(uname -sr)" "$load_before" "$load_after"
+    python3 - "$SEED_STATE" "$WORK/queries.json" <<'PY'
+import json, sys
+seed, q = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+n, i = seed["records"], seed["ingest"]
+print(f"Dataset: {n:,} events in `{seed['topic']}` (seeded at run {seed['run']}: {seed['params']}); "
+      f"{q['totals']['events']:,} counted by /v1/stats over all tenants; largest tenant {q['totals']['largest']:,}, smallest {q['totals']['smallest']:,}.")
+print(f"Seeding: gateway {i['events_per_s']:,.0f} events/s (batches of 500, 8 connections); "
+      f"ScyllaDB drain {seed['scylla_s']:.0f} s = {n / seed['scylla_s']:,.0f} events/s; "
+      f"OpenSearch drain {seed['opensearch_s']:.0f} s = {n / seed['opensearch_s']:,.0f} events/s (`auditlog replay`, one sink at a time).\n")
+print("| workload | n | p50 ms | p95 ms | p99 ms | max ms | events/answer |\n|---|---:|---:|---:|---:|---:|---:|")
+for key in ("page", "next_page", "actor", "search", "filtered", "stats"):
+    w = q[key]
+    print(f"| {w['what']} | {w['n']} | {w['p50']:.1f} | {w['p95']:.1f} | {w['p99']:.1f} | {w['max']:.1f} | {w['avg_events']:.0f} |")
+print("\n| export | rows | seconds | rows/s | server RSS before → peak |\n|---|---:|---:|---:|---|")
+for e in q["exports"]:
+    print(f"| {e['tenant']} {e['format']} | {e['rows']:,} | {e['seconds']:.1f} | {e['rows_per_s']:,.0f} | {e['rss_before_mib']:.0f} → {e['rss_peak_mib']:.0f} MiB |")
+page_p99, search_p95 = q["page"]["p99"], q["search"]["p95"]
+rows_s = q["exports"][0]["rows_per_s"]
+verdict = lambda ok: "**met**" if ok else "**missed**"
+print(f"\nTargets: time-range page p99 {page_p99:.1f} ms (< 50 ms): {verdict(page_p99 < 50)}; "
+      f"search p95 {search_p95:.1f} ms (< 200 ms): {verdict(search_p95 < 200)}; "
+      f"export {rows_s:,.0f} rows/s (≥ 50,000): {verdict(rows_s >= 50000)}. "
+      f"Every export parsed back (csv module, json) to exactly the count /v1/stats gives for its tenant.")
+PY
+} >>"$RESULTS"
+say "appended to $RESULTS"
