@@ -13,8 +13,9 @@
 # The dev keyspace, index and topics are not touched; `deploy/local/stack down --purge`
 # removes what earlier seeds left.
 #
-# Queries: a release `auditlog query-api` on those, driven by bench/query_load.py one request
-# at a time (latency, not throughput), QUERIES per workload.
+# Queries: once the 1-minute load average is below 1 (compactions after seeding; at most 15
+# min), a release `auditlog query-api` on those, driven by bench/query_load.py one request at
+# a time (latency, not throughput), QUERIES per workload after a warm-up.
 #
 # Env: EVENTS (2000000), TENANTS (100), DAYS (30), HOT_SHARE (0.25), QUERIES (300),
 #      RESEED (0: reuse a matching dataset), CARGO_TARGET_DIR (/root/.cache/auditlog/target),
@@ -115,6 +116,12 @@ AUDITLOG_QUERY_AUTH_HS256_SECRET=$SECRET AUDITLOG_QUERY_TOPIC_PREFIX=bench.query
 qpid=$!
 PIDS+=("$qpid")
 wait_ready "$qpid" "$url" "$WORK/query.log"
+# Seeding leaves Cassandra compacting and OpenSearch merging for minutes: measure on a quiet machine.
+for _ in $(seq 1 90); do
+    awk '{ exit !($1 < 1.0) }' /proc/loadavg && break
+    say "waiting for the machine to settle (load average $(cut -d' ' -f1 /proc/loadavg))"
+    sleep 10
+done
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 say "queries: $QUERIES per workload against $url (pid $qpid)"
 python3 "$BENCH_DIR/query_load.py" --url "$url" --secret "$SECRET" --pid "$qpid" --tenants "$TENANTS" --days "$DAYS" \
