@@ -5,7 +5,8 @@ Used by bench/query-bench.sh (distributed: ScyllaDB + OpenSearch). Mints its own
 reader tokens with the server's secret, sends queries one at a time over one keep-alive
 connection (latency, not throughput), checks every answer, and prints one JSON object.
 
-  query_load.py --url URL --secret S --pid PID --tenants N --days D --queries Q
+  query_load.py --url URL --secret S --pid PID --tenants N --days D --queries Q > results.json
+  query_load.py --markdown results.json     # the tables and targets for bench/RESULTS.md
 
 Workloads, each Q requests of a random tenant (tenant 00 is the large one):
   page       GET /v1/events?from&to (1-7 random days)&limit=100   time range (event store)
@@ -144,16 +145,43 @@ def export(client, pid, tenant, fmt, params):
             "rss_before_mib": samples[0], "rss_peak_mib": max(samples), "content_disposition": disposition}
 
 
+def markdown(q):
+    """The workload and export tables of one run, and the targets, as Markdown."""
+    print(f"Dataset as the query API counts it (/v1/stats over every tenant): {q['totals']['events']:,} events; "
+          f"largest tenant {q['totals']['largest']:,}, smallest {q['totals']['smallest']:,}.\n")
+    print("| workload | n | p50 ms | p95 ms | p99 ms | max ms | events/answer |\n|---|---:|---:|---:|---:|---:|---:|")
+    for key in ("page", "next_page", "actor", "search", "filtered", "stats"):
+        w = q[key]
+        print(f"| {w['what']} | {w['n']} | {w['p50']:.1f} | {w['p95']:.1f} | {w['p99']:.1f} | {w['max']:.1f} | {w['avg_events']:.0f} |")
+    print("\n| export | rows | MB | seconds | rows/s | server RSS before → peak |\n|---|---:|---:|---:|---:|---|")
+    for e in q["exports"]:
+        print(f"| {e['tenant']} {e['format']} | {e['rows']:,} | {e['bytes'] / 1e6:,.0f} | {e['seconds']:.1f} | {e['rows_per_s']:,.0f} "
+              f"| {e['rss_before_mib']:.0f} → {e['rss_peak_mib']:.0f} MiB |")
+    page_p99, search_p95, rows_s = q["page"]["p99"], q["search"]["p95"], q["exports"][0]["rows_per_s"]
+    verdict = lambda ok: "**met**" if ok else "**missed**"
+    print(f"\nTargets: time-range page p99 {page_p99:.1f} ms (< 50 ms): {verdict(page_p99 < 50)}; "
+          f"search p95 {search_p95:.1f} ms (< 200 ms): {verdict(search_p95 < 200)}; "
+          f"export {rows_s:,.0f} rows/s (≥ 50,000): {verdict(rows_s >= 50000)}. "
+          "Every export parsed back (csv module, json) to exactly the count /v1/stats gives for its tenant.")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--url", required=True)
-    ap.add_argument("--secret", required=True)
-    ap.add_argument("--pid", required=True)
-    ap.add_argument("--tenants", type=int, required=True)
-    ap.add_argument("--days", type=int, required=True)
+    ap.add_argument("--markdown", metavar="RESULTS_JSON")
+    ap.add_argument("--url")
+    ap.add_argument("--secret")
+    ap.add_argument("--pid")
+    ap.add_argument("--tenants", type=int)
+    ap.add_argument("--days", type=int)
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--seed", type=int, default=42)
     args = ap.parse_args()
+    if args.markdown:
+        with open(args.markdown) as results:
+            markdown(json.load(results))
+        return
+    if not all((args.url, args.secret, args.pid, args.tenants, args.days)):
+        ap.error("--url, --secret, --pid, --tenants and --days are required")
     rnd = random.Random(args.seed)
     client = Client(args.url, args.secret)
     tenants = [f"bench-tenant-{n:02}" for n in range(args.tenants)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use auditlog_processors::reconcile::reconcile;
 use auditlog_processors::replay::{ReplayOptions, replay};
-use auditlog_processors::sink::{IndexSink, StoreSink};
+use auditlog_processors::sink::{IndexSink, RepairingStoreSink, StoreSink};
 use auditlog_processors::{ProcessorConfig, Sink, SinkKind};
 use auditlog_schemas::WireCodec;
 use auditlog_seams::event_store::Retention;
@@ -144,13 +144,15 @@ async fn retention(backends: &ViewBackends) -> anyhow::Result<Retention> {
     }))
 }
 
-async fn open_sink(kind: SinkKind, backends: &ViewBackends) -> anyhow::Result<Arc<dyn Sink>> {
+/// The sink of `kind`; `rebuild` (replay) makes the event store repair ids it holds already.
+async fn open_sink(kind: SinkKind, backends: &ViewBackends, rebuild: bool) -> anyhow::Result<Arc<dyn Sink>> {
     Ok(match kind {
-        SinkKind::Scylla => Arc::new(StoreSink(
-            resolve::event_store_with(&backends.store, Some(retention(backends).await?))
+        SinkKind::Scylla => {
+            let store = resolve::event_store_with(&backends.store, Some(retention(backends).await?))
                 .await
-                .with_context(|| format!("opening the event store at {}", backends.store))?,
-        )),
+                .with_context(|| format!("opening the event store at {}", backends.store))?;
+            if rebuild { Arc::new(RepairingStoreSink(store)) } else { Arc::new(StoreSink(store)) }
+        }
         SinkKind::OpenSearch => Arc::new(IndexSink(
             resolve::search_index(&backends.index).await.with_context(|| format!("opening the search index at {}", backends.index))?,
         )),
@@ -176,7 +178,7 @@ pub async fn processor(mut args: ProcessorArgs) -> anyhow::Result<bool> {
     }
     let log = resolve::event_log(&event_log)?;
     let codec = args.backends.codec()?;
-    let sink = open_sink(args.sink, &args.backends).await?;
+    let sink = open_sink(args.sink, &args.backends, false).await?;
     let mut config = config(args.sink, &args.backends);
     if let Some(group) = args.group {
         config.group = group;
@@ -206,7 +208,7 @@ pub async fn replay_command(mut args: ReplayArgs) -> anyhow::Result<bool> {
     };
     let log = resolve::event_log(&args.backends.event_log)?;
     let codec = args.backends.codec()?;
-    let sink = open_sink(args.sink, &args.backends).await?;
+    let sink = open_sink(args.sink, &args.backends, true).await?;
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{spinner} replay [{elapsed_precise}] {wide_bar} {pos}/{len} records ({per_sec}, eta {eta})")

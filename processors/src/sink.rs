@@ -45,6 +45,10 @@ pub trait Sink: Send + Sync + 'static {
 /// The event store (ScyllaDB) as a sink.
 pub struct StoreSink(pub Arc<dyn EventStore>);
 
+/// The event store as the sink of a rebuild (`replay`): writes through
+/// [`EventStore::repair`], so events the store holds already get every row back too.
+pub struct RepairingStoreSink(pub Arc<dyn EventStore>);
+
 /// The search index (OpenSearch) as a sink.
 pub struct IndexSink(pub Arc<dyn SearchIndex>);
 
@@ -71,6 +75,21 @@ impl Sink for StoreSink {
 
     async fn write(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
         self.0.upsert(events).await.map_err(from_store)
+    }
+
+    async fn check_ready(&self) -> Result<(), SinkError> {
+        self.0.check_ready().await.map_err(from_store)
+    }
+}
+
+#[async_trait]
+impl Sink for RepairingStoreSink {
+    fn name(&self) -> &'static str {
+        SinkKind::Scylla.as_str()
+    }
+
+    async fn write(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
+        self.0.repair(events).await.map_err(from_store)
     }
 
     async fn check_ready(&self) -> Result<(), SinkError> {

@@ -185,3 +185,29 @@ async fn live_tails_per_tenant_are_capped() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(within(10, "tail after release", open()).await.expect("answers").status().as_u16(), 200, "a closed tail frees its slot");
 }
+
+#[tokio::test]
+async fn an_export_holds_its_tenants_slot_until_its_body_is_gone() {
+    use tower::ServiceExt as _;
+    let mut config = test_config();
+    config.limits.max_exports_per_tenant = 1;
+    let api = api_with(config).await;
+    let tenant = unique("excap");
+    seed(&api, &(0..3).map(|i| event(&tenant, i)).collect::<Vec<_>>()).await;
+    let app = auditlog_query_api::router(api.state.clone());
+    let request = || {
+        axum::http::Request::get("/v1/events/export?format=csv")
+            .header("authorization", format!("Bearer {}", reader(&tenant)))
+            .body(axum::body::Body::empty())
+            .expect("request")
+    };
+    // Answered, every page read already, the body not taken yet: the slot is still held.
+    let first = app.clone().oneshot(request()).await.expect("infallible");
+    assert_eq!(first.status().as_u16(), 200);
+    let second = app.clone().oneshot(request()).await.expect("infallible");
+    assert_eq!(second.status().as_u16(), 429, "the cap counts an export until its body is gone");
+    let body = axum::body::to_bytes(first.into_body(), 1 << 20).await.expect("body");
+    assert_eq!(String::from_utf8_lossy(&body).lines().count(), 4, "header and three rows");
+    let third = app.oneshot(request()).await.expect("infallible");
+    assert_eq!(third.status().as_u16(), 200, "a finished export frees its slot");
+}

@@ -112,3 +112,42 @@ async fn redelivery_completes_an_event_cut_off_before_its_id_row() {
     assert_eq!(store.get(&tenant, &cut.event.id).await.expect("get").as_ref(), Some(cut), "the first version stays");
     assert_eq!(s::all_pages(&store, &s::filter(&tenant), 50).await.len(), events.len(), "no second row for the id");
 }
+
+/// A list row lost while the id row stayed (damage, or a crash of a store version that wrote
+/// the id row first): `upsert` sees the id stored and leaves it, `repair` (replay) writes the
+/// stored winner's rows again, and still keeps the first version.
+#[tokio::test]
+async fn repair_restores_the_list_rows_of_a_stored_id() {
+    let store = store().await;
+    let tenant = common::unique("repair");
+    let events = s::dataset(&tenant);
+    store.upsert(&events).await.expect("upsert");
+    let session = scylla::client::session_builder::SessionBuilder::new()
+        .known_node(cassandra_contact_point())
+        .build()
+        .await
+        .expect("cassandra session");
+    let lost = &events[5];
+    let us = auditlog_schemas::avro::to_micros(lost.event.occurred_at);
+    let bucket = i32::try_from(us.div_euclid(86_400_000_000)).expect("a day number");
+    session
+        .query_unpaged(
+            "DELETE FROM auditlog_conformance.events_by_time WHERE tenant_id = ? AND bucket = ? AND occurred_us = ? AND id = ?",
+            (&tenant, bucket, us, &lost.event.id),
+        )
+        .await
+        .expect("delete a list row");
+    let want = s::expected(&events, |_| true);
+    let without: Vec<String> = want.iter().filter(|id| **id != lost.event.id).cloned().collect();
+    assert_eq!(s::all_pages(&store, &s::filter(&tenant), 50).await, without, "the row is gone");
+
+    store.upsert(&events).await.expect("upsert again");
+    assert_eq!(s::all_pages(&store, &s::filter(&tenant), 50).await, without, "upsert leaves a stored id alone");
+
+    let mut later = lost.clone();
+    later.event.occurred_at += time::Duration::minutes(1);
+    later.position.offset = 999;
+    store.repair(&[later]).await.expect("repair");
+    assert_eq!(s::all_pages(&store, &s::filter(&tenant), 50).await, want, "repair writes the stored winner's rows again");
+    assert_eq!(store.get(&tenant, &lost.event.id).await.expect("get").as_ref(), Some(lost), "the first version still wins");
+}

@@ -36,6 +36,9 @@ pub struct Target {
     /// Share of requests for the first tenant (a large tenant among small ones); 0 picks
     /// every tenant alike.
     pub hot_share: f64,
+    /// Request bodies made up front and sent again and again (empty: a new body per
+    /// request), so generating load costs next to no CPU; see [`Target::with_pool`].
+    pub pool: Vec<bytes::Bytes>,
 }
 
 /// The time frame of a run: requests started before `measure_from` are warm-up, none start at
@@ -51,17 +54,35 @@ pub struct Window {
 }
 
 impl Target {
-    fn body(&self, events: &mut EventGen) -> Vec<u8> {
+    /// Makes `bodies` request bodies up front, of events without a producer id: the gateway
+    /// gives every event it accepts a new id, so a body sent again is new events, not
+    /// duplicates.
+    pub fn with_pool(mut self, bodies: usize) -> Self {
+        self.id_fraction = 0.0;
+        let mut events = self.events(0x9001);
+        self.pool = (0..bodies).map(|_| self.generate(&mut events)).collect();
+        self
+    }
+
+    fn generate(&self, events: &mut EventGen) -> bytes::Bytes {
         let value = if self.batch == 0 {
             events.event()
         } else {
             serde_json::Value::Array((0..self.batch).map(|_| events.event()).collect())
         };
-        serde_json::to_vec(&value).expect("a JSON value always serializes")
+        serde_json::to_vec(&value).expect("a JSON value always serializes").into()
+    }
+
+    fn body(&self, events: &mut EventGen, rng: &mut StdRng) -> bytes::Bytes {
+        if self.pool.is_empty() {
+            self.generate(events)
+        } else {
+            self.pool[rng.random_range(0..self.pool.len())].clone()
+        }
     }
 
     /// Sends one request; the status and the events it got accepted, or the transport error kind.
-    async fn send(&self, tenant: &Tenant, body: Vec<u8>) -> Result<(u16, u64), &'static str> {
+    async fn send(&self, tenant: &Tenant, body: bytes::Bytes) -> Result<(u16, u64), &'static str> {
         let path = if self.batch == 0 { "/v1/events" } else { "/v1/events/batch" };
         let response = self
             .client
@@ -124,7 +145,7 @@ pub async fn closed_loop(target: Arc<Target>, connections: usize, window: Window
             let mut events = target.events(n as u64);
             let mut stats = Stats::new();
             while Instant::now() < window.end && started.fetch_add(1, Ordering::Relaxed) < window.max_requests {
-                let body = target.body(&mut events);
+                let body = target.body(&mut events, &mut rng);
                 let len = body.len() as u64;
                 let t0 = Instant::now();
                 let result = target.send(target.tenant(&mut rng), body).await;
@@ -168,7 +189,7 @@ pub async fn open_loop(target: Arc<Target>, rate: f64, max_in_flight: usize, win
         }
         tokio::time::sleep_until(scheduled).await;
         max_lag = max_lag.max(Instant::now().saturating_duration_since(scheduled));
-        let body = target.body(&mut events);
+        let body = target.body(&mut events, &mut rng);
         let tenant = target.tenant(&mut rng).clone();
         let (target, stats, slots) = (Arc::clone(&target), Arc::clone(&stats), Arc::clone(&slots));
         in_flight.spawn(async move {

@@ -65,7 +65,7 @@ impl Format {
     }
 }
 
-/// Where an export is: what it reads next, and the slot it holds until the body ends.
+/// Where an export is: what it reads next.
 struct Export {
     state: QueryState,
     backend: Backend,
@@ -78,8 +78,48 @@ struct Export {
     /// Events written so far (JSON separators).
     rows: u64,
     done: bool,
-    /// Held for the whole body; frees the tenant's export slot when the body is dropped.
-    _slot: Slot,
+}
+
+/// The body after its first chunk. A task of its own reads the pages ahead, so the next page
+/// is fetched while this one is sent; the channel bounds what waits ([`READ_AHEAD_PAGES`]).
+/// The task stops when the last page was read, a backend failed (the body then ends in an
+/// error, never as a complete-looking file), or the client went away. `slot` lives as long
+/// as the body: the tenant's export stays counted until its last byte was taken or the
+/// connection dropped.
+fn read_ahead(mut export: Export, slot: Slot) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    use tracing::Instrument as _;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<(Bytes, bool), std::io::Error>>(READ_AHEAD_PAGES);
+    let finished = export.done;
+    if !finished {
+        let reader = async move {
+            while !export.done {
+                let chunk = tokio::select! {
+                    chunk = export.next_chunk() => chunk,
+                    () = tx.closed() => break,
+                };
+                let item = chunk.map(|bytes| (bytes, export.done)).map_err(|err| {
+                    tracing::warn!(error = %err, "export aborted mid-stream");
+                    export.done = true;
+                    std::io::Error::other("export aborted: a backend failed")
+                });
+                if tx.send(item).await.is_err() {
+                    break;
+                }
+            }
+        };
+        tokio::spawn(reader.in_current_span());
+    }
+    futures::stream::unfold((rx, slot, finished), |(mut rx, slot, finished)| async move {
+        if finished {
+            return None;
+        }
+        match rx.recv().await {
+            Some(Ok((bytes, last))) => Some((Ok(bytes), (rx, slot, last))),
+            Some(Err(err)) => Some((Err(err), (rx, slot, true))),
+            // The reader ended before the last page: it panicked or the runtime is stopping.
+            None => Some((Err(std::io::Error::other("export aborted: the reader stopped")), (rx, slot, true))),
+        }
+    })
 }
 
 /// `GET /v1/events/export`.
@@ -98,30 +138,11 @@ pub async fn export(State(state): State<QueryState>, reader: Reader, RawQuery(ra
     let slot = state.exports().try_acquire(&reader.tenant_id).ok_or(QueryError::TooManyConcurrent("exports"))?;
     retention::bound(&state, &mut filter);
     let backend = reads::choose(&filter);
-    let mut export = Export { state, backend, filter, format, after: None, started: false, rows: 0, done: false, _slot: slot };
+    let mut export = Export { state, backend, filter, format, after: None, started: false, rows: 0, done: false };
     // The first page is read before answering, so an unavailable backend is a 503, not a
     // truncated 200.
     let head = export.next_chunk().await?;
-    // The rest is read ahead by a task of its own, so the next page is fetched while this
-    // one is sent; the channel bounds what waits. The task ends, freeing the tenant's
-    // export slot, when the last page is read or the client went away (`send` fails).
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(READ_AHEAD_PAGES);
-    if !export.done {
-        tokio::spawn(async move {
-            while !export.done {
-                let chunk = export.next_chunk().await.map_err(|err| {
-                    tracing::warn!(error = %err, "export aborted mid-stream");
-                    export.done = true;
-                    std::io::Error::other("export aborted: a backend failed")
-                });
-                if tx.send(chunk).await.is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    let rest = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) });
-    let body = Body::from_stream(futures::StreamExt::chain(futures::stream::once(async { Ok::<_, std::io::Error>(head) }), rest));
+    let body = Body::from_stream(futures::StreamExt::chain(futures::stream::once(async { Ok::<_, std::io::Error>(head) }), read_ahead(export, slot)));
     let stamp = OffsetDateTime::now_utc().unix_timestamp();
     let filename = format!("attachment; filename=\"auditlog-{}-{stamp}.{}\"", reader.tenant_id, format.name());
     let mut response = body.into_response();

@@ -375,11 +375,21 @@ impl LogConsumer for KafkaConsumer {
             sample.refreshing = true;
             let (consumer, slot) = (Arc::clone(&self.consumer), Arc::clone(&self.lag));
             tokio::task::spawn_blocking(move || {
-                let fresh = sample_lag(&consumer);
-                let mut sample = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                sample.refreshing = false;
-                match fresh {
-                    Ok(partitions) => sample.partitions = partitions,
+                /// Ends the refresh however the sampling ends (a panic included), so the
+                /// next call starts another.
+                struct Done(Arc<std::sync::Mutex<LagSample>>, Option<Vec<PartitionLag>>);
+                impl Drop for Done {
+                    fn drop(&mut self) {
+                        let mut sample = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        sample.refreshing = false;
+                        if let Some(partitions) = self.1.take() {
+                            sample.partitions = partitions;
+                        }
+                    }
+                }
+                let mut done = Done(slot, None);
+                match sample_lag(&consumer) {
+                    Ok(partitions) => done.1 = Some(partitions),
                     Err(error) => tracing::debug!(%error, "cannot sample consumer lag"),
                 }
             });

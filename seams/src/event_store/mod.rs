@@ -49,6 +49,15 @@ pub trait EventStore: Send + Sync + 'static {
     /// Writes the events, idempotently by `(tenant_id, id)`; `Ok` means all are durable.
     async fn upsert(&self, events: &[StoredEvent]) -> Result<(), StoreError>;
 
+    /// [`EventStore::upsert`] for rebuilding a view (replay): where an id is stored already,
+    /// everything its stored winner is indexed under is written again, so rows lost to
+    /// damage, or to a crash of an earlier version, come back. The first write still wins.
+    /// A store whose every event is written atomically has nothing to repair: the default
+    /// is `upsert`.
+    async fn repair(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
+        self.upsert(events).await
+    }
+
     /// One event of one tenant by id.
     async fn get(&self, tenant_id: &str, id: &str) -> Result<Option<StoredEvent>, StoreError>;
 

@@ -4,9 +4,10 @@
 //! The first write of an `(tenant_id, id)` wins: a retry, a replay or a producer's re-send
 //! with the same id — even one with another `occurred_at` — leaves the stored winner as it
 //! is. Each new event is written to the three list tables and the bucket directory first
-//! (one partition's rows as one unlogged batch) and to `events_by_id` last, so its id row
-//! marks it complete; `write.rs` says why this holds without a lightweight transaction.
-//! Writes run with bounded concurrency.
+//! and to `events_by_id` last, so its id row marks it complete; `write.rs` says why this
+//! holds without a lightweight transaction. Writes travel in unlogged batches grouped by
+//! owning replica, with bounded concurrency. [`EventStore::repair`] (replay) also
+//! rewrites the list rows of ids already stored, from the stored winner.
 //!
 //! # Retention
 //! With [`ScyllaEventStore::with_retention`], every row of an event is written `USING TTL`
@@ -245,7 +246,11 @@ pub(crate) fn stored_from_row(row: (i64, String, String, String, i32, i64)) -> R
 #[async_trait]
 impl EventStore for ScyllaEventStore {
     async fn upsert(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
-        self.write(events).await
+        self.write(events, false).await
+    }
+
+    async fn repair(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
+        self.write(events, true).await
     }
 
     async fn get(&self, tenant_id: &str, id: &str) -> Result<Option<StoredEvent>, StoreError> {

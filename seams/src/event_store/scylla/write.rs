@@ -43,9 +43,12 @@ use crate::event_store::StoreError;
 use crate::query::StoredEvent;
 
 /// Statements per unlogged batch. A batch is one request instead of one per row; larger
-/// batches trip the cluster's batch-size warnings (ScyllaDB warns past 128 KiB, events are
-/// ~0.5-2 KiB as JSON) and hold their rows back until the slowest is written.
+/// batches hold their rows back until the slowest is written.
 pub(super) const BATCH_ROWS: usize = 32;
+/// Event JSON per unlogged batch: a batch is also cut here, and a row larger than this goes
+/// alone. Clusters refuse batches past `batch_size_fail_threshold` (ScyllaDB 1 MiB,
+/// Cassandra 50 KiB by default) and warn well before; events are ~0.5-2 KiB, at most 32 KiB.
+pub(super) const BATCH_BYTES: usize = 48 << 10;
 
 /// An event of the call that is not stored yet, with what its rows need.
 struct Pending<'a> {
@@ -93,6 +96,16 @@ impl SerializeRow for Row<'_> {
     }
 }
 
+impl Row<'_> {
+    /// Bytes the row weighs in a batch, roughly: its event JSON.
+    fn weight(&self) -> usize {
+        match self {
+            Row::Id(_, shared) | Row::Time(_, _, shared) | Row::Keyed(_, _, _, shared) => shared.2.len(),
+            Row::Directory(..) => 64,
+        }
+    }
+}
+
 /// The replica (node and shard) owning a partition; `None` when the driver cannot tell
 /// (no token map yet): such rows batch together, and the coordinator forwards them.
 type Owner = Option<(uuid::Uuid, Shard)>;
@@ -120,37 +133,57 @@ impl<'a> Batcher<'a> {
         replicas.first().map(|(node, shard)| (node.host_id, *shard))
     }
 
-    /// The rows as unlogged batches of at most [`BATCH_ROWS`], one owner each.
+    /// The rows as unlogged batches, one owner each, cut at [`BATCH_ROWS`] rows or
+    /// [`BATCH_BYTES`] of event JSON.
     fn into_writes(self, session: &'a scylla::client::session::Session) -> Vec<BoxFuture<'a, Write>> {
         let mut writes = Vec::new();
         for rows in self.groups.into_values() {
-            let mut rows = rows.into_iter().peekable();
-            while rows.peek().is_some() {
-                let (statements, values): (Vec<_>, Vec<_>) = rows.by_ref().take(BATCH_ROWS).unzip();
-                let statements = statements.into_iter().map(|st| BatchStatement::PreparedStatement(st.clone())).collect();
-                let batch = Batch::new_with_statements(BatchType::Unlogged, statements);
-                writes.push(async move { session.batch(&batch, values).await }.boxed());
+            let mut chunk: Vec<(&PreparedStatement, Row<'a>)> = Vec::new();
+            let mut bytes = 0;
+            for (statement, row) in rows {
+                if !chunk.is_empty() && (chunk.len() == BATCH_ROWS || bytes + row.weight() > BATCH_BYTES) {
+                    writes.push(batch(session, std::mem::take(&mut chunk)));
+                    bytes = 0;
+                }
+                bytes += row.weight();
+                chunk.push((statement, row));
+            }
+            if !chunk.is_empty() {
+                writes.push(batch(session, chunk));
             }
         }
         writes
     }
 }
 
+/// One unlogged batch of `rows`.
+fn batch<'a>(session: &'a scylla::client::session::Session, rows: Vec<(&PreparedStatement, Row<'a>)>) -> BoxFuture<'a, Write> {
+    let (statements, values): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
+    let statements = statements.into_iter().map(|st| BatchStatement::PreparedStatement(st.clone())).collect();
+    let batch = Batch::new_with_statements(BatchType::Unlogged, statements);
+    async move { session.batch(&batch, values).await }.boxed()
+}
+
 impl ScyllaEventStore {
-    /// Writes `events` (in log order) so that the first write of each id wins.
-    pub(super) async fn write(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
+    /// Writes `events` (in log order) so that the first write of each id wins. With
+    /// `repair`, an id already stored has its winner read back whole and every row written
+    /// again (a rebuild of list rows lost to damage; costs a full read per stored id).
+    pub(super) async fn write(&self, events: &[StoredEvent], repair: bool) -> Result<(), StoreError> {
         let mut seen = HashSet::with_capacity(events.len());
         let firsts: Vec<&StoredEvent> = events.iter().filter(|e| seen.insert((e.event.tenant_id.as_str(), e.event.id.as_str()))).collect();
-        let claimed = self.claimed(&firsts).await?;
+        let winners = if repair { self.winners(&firsts).await? } else { Vec::new() };
+        let claimed = if repair { winners.iter().map(Option::is_some).collect() } else { self.claimed(&firsts).await? };
         let mut pending = Vec::with_capacity(firsts.len());
-        for (stored, claimed) in firsts.into_iter().zip(claimed) {
-            if claimed {
-                continue;
-            }
+        for (i, (stored, claimed)) in firsts.into_iter().zip(claimed).enumerate() {
+            let event = match (claimed, winners.get(i)) {
+                (false, _) => stored,
+                (true, Some(Some(winner))) => winner,
+                (true, _) => continue,
+            };
             // `None`: past its tenant's retention; it would not be served, and keeping it
             // would break the retention promise.
-            if let Some(ttl) = self.ttl_secs(&stored.event) {
-                pending.push(pending_event(stored, ttl)?);
+            if let Some(ttl) = self.ttl_secs(&event.event) {
+                pending.push(pending_event(event, ttl)?);
             }
         }
         self.run(self.list_rows(&pending)).await?;
@@ -165,6 +198,14 @@ impl ScyllaEventStore {
     async fn claimed(&self, events: &[&StoredEvent]) -> Result<Vec<bool>, StoreError> {
         let checks: Vec<BoxFuture<'_, Result<bool, StoreError>>> = events.iter().map(|stored| self.is_claimed(stored).boxed()).collect();
         futures::stream::iter(checks).buffered(self.write_concurrency).try_collect().await
+    }
+
+    /// The stored winner of each event's id, if any.
+    async fn winners(&self, events: &[&StoredEvent]) -> Result<Vec<Option<StoredEvent>>, StoreError> {
+        use crate::event_store::EventStore as _;
+        let reads: Vec<BoxFuture<'_, Result<Option<StoredEvent>, StoreError>>> =
+            events.iter().map(|stored| self.get(&stored.event.tenant_id, &stored.event.id).boxed()).collect();
+        futures::stream::iter(reads).buffered(self.write_concurrency).try_collect().await
     }
 
     async fn is_claimed(&self, stored: &StoredEvent) -> Result<bool, StoreError> {
