@@ -24,7 +24,7 @@ use anyhow::{Context as _, anyhow};
 use auditlog_ingest_gateway::GatewayState;
 use auditlog_ingest_gateway::config::{JwtKeyConfig, KeyMaterial, Secret};
 use auditlog_processors::sink::{IndexSink, StoreSink};
-use auditlog_processors::{ProcessorConfig, Sink, SinkKind};
+use auditlog_processors::{BatchLimits, ProcessorConfig, Sink, SinkKind};
 use auditlog_query_api::{Backends, QueryState};
 use auditlog_schemas::WireCodec;
 use auditlog_seams::resolve;
@@ -43,6 +43,11 @@ const KEY_ID: &str = "standalone-hs256";
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longest wait for the log to make every acknowledged append durable on shutdown.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The in-process processors' batches: each batch is one fsynced commit of the embedded
+/// store and one of the index (a tantivy commit and reader reload), so under load fewer,
+/// larger batches leave more of the 2 cores to ingest; a trickle of events is still written
+/// within [`BatchLimits::max_age`].
+const VIEW_BATCH: BatchLimits = BatchLimits { max_events: 5_000, max_bytes: 16 << 20, max_age: Duration::from_millis(200) };
 
 /// Options of `auditlog standalone`.
 #[derive(Debug, clap::Args)]
@@ -220,6 +225,7 @@ fn spawn_processor(
 ) -> Processor {
     let mut config = ProcessorConfig::new(kind);
     config.topic = topic.to_owned();
+    config.batch = VIEW_BATCH;
     let name = match kind {
         SinkKind::Scylla => "processor_store",
         SinkKind::OpenSearch => "processor_index",

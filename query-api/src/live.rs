@@ -1,8 +1,9 @@
 //! The live-tail hub: one tail of the event log per process, fanned out to every subscriber.
 //!
 //! A single task follows the shared topic and every dedicated topic (re-checked every
-//! [`TOPIC_RECHECK`]), decodes each record once, and hands it to the subscribers of its
-//! tenant whose filters it passes. Each subscriber has a bounded buffer; when it is full the
+//! [`TOPIC_RECHECK`]), decodes each record once — only when its tenant (the record's key)
+//! has a subscriber, so an unwatched log costs next to nothing — and hands it to the
+//! subscribers of its tenant whose filters it passes. Each subscriber has a bounded buffer; when it is full the
 //! event is counted as skipped for that subscriber (never for another tenant's), and the
 //! client is told `skipped n` instead of memory growing.
 
@@ -12,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use auditlog_schemas::{AuditEvent, WireCodec};
-use auditlog_seams::{EventFilter, EventLog, LogTail};
+use auditlog_seams::{EventFilter, EventLog, LogRecord, LogTail};
 use auditlog_tenant_registry::TenantAdmin;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -131,6 +132,7 @@ impl HubInner {
         loop {
             tokio::select! {
                 record = tail.next() => match record {
+                    Ok(record) if !self.watched(&record) => {}
                     Ok(record) => match self.codec.decode(&record.payload).await {
                         Ok(event) => self.dispatch(Arc::new(event)),
                         Err(err) => tracing::warn!(topic = %record.position.topic, offset = record.position.offset, error = %err, "live tail skipped an undecodable record"),
@@ -162,6 +164,17 @@ impl HubInner {
                 None
             }
         }
+    }
+
+    /// Whether a subscriber may want `record`: its tenant, from the record's key (or its
+    /// `tenant_id` header), has one. A record naming no tenant is decoded to find out.
+    fn watched(&self, record: &LogRecord) -> bool {
+        let subscribers = self.subscribers.lock().unwrap_or_else(PoisonError::into_inner);
+        if subscribers.is_empty() {
+            return false;
+        }
+        let tenant = record.key.as_deref().or_else(|| record.header("tenant_id")).and_then(|t| std::str::from_utf8(t).ok());
+        tenant.is_none_or(|t| subscribers.contains_key(t))
     }
 
     fn dispatch(&self, event: Arc<AuditEvent>) {

@@ -48,6 +48,26 @@ fn writer() -> Result<&'static GenericDatumWriter<'static>, SchemaError> {
     Ok(WRITER.get_or_init(|| writer))
 }
 
+/// A datum reader of the current schema, built once: a datum the current schema wrote is
+/// deserialized straight into [`AuditEventRecord`], with neither a value tree nor schema
+/// resolution (the decoding twin of [`writer`]).
+fn current_reader() -> Result<&'static GenericDatumReader<'static>, SchemaError> {
+    static READER: OnceLock<GenericDatumReader<'static>> = OnceLock::new();
+    if let Some(reader) = READER.get() {
+        return Ok(reader);
+    }
+    let reader = GenericDatumReader::builder(current_schema()).build()?;
+    Ok(READER.get_or_init(|| reader))
+}
+
+/// Whether datums written with `schema` are laid out exactly as the current schema writes
+/// them (the same Parsing Canonical Form), so they decode without schema resolution. Costs a
+/// canonical form of `schema`: callers ask once per schema id.
+pub fn writes_as_current(schema: &Schema) -> bool {
+    static CURRENT: LazyLock<String> = LazyLock::new(|| current_schema().canonical_form());
+    std::ptr::eq(schema, current_schema()) || schema.canonical_form() == *CURRENT
+}
+
 /// The AuditEvent record exactly as it is written to Kafka.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
 #[serde(rename = "AuditEvent")]
@@ -106,13 +126,17 @@ fn timestamp_micros(_: &mut HashSet<Name>, _: NamespaceRef) -> Schema {
 }
 
 impl AuditEventRecord {
-    /// Decodes a datum written with `writer` into the current schema (Avro schema resolution).
+    /// Decodes a datum written with `writer` into the current schema: straight into the
+    /// record when `writer` is the current schema itself ([`current_schema`]), through Avro
+    /// schema resolution otherwise.
     pub fn from_datum(writer: &Schema, datum: &[u8]) -> Result<Self, SchemaError> {
         let mut input = EofGuard { rest: datum, hit_eof: false };
-        let value = GenericDatumReader::builder(writer)
-            .reader_schema(current_schema())
-            .build()?
-            .read_value(&mut input)?;
+        let record = if std::ptr::eq(writer, current_schema()) {
+            current_reader()?.read_deser(&mut input)?
+        } else {
+            let value = GenericDatumReader::builder(writer).reader_schema(current_schema()).build()?.read_value(&mut input)?;
+            apache_avro::from_value(&value)?
+        };
         // apache-avro reads a union index at end of input as "null" instead of failing, so a
         // truncated datum would decode with its trailing optional fields silently dropped.
         if input.hit_eof {
@@ -121,7 +145,7 @@ impl AuditEventRecord {
         if !input.rest.is_empty() {
             return Err(SchemaError::TrailingBytes(input.rest.len()));
         }
-        Ok(apache_avro::from_value(&value)?)
+        Ok(record)
     }
 }
 

@@ -9,7 +9,7 @@
 //! [`SCHEMA_VERSIONS`], the same for every topic.
 
 use std::collections::HashMap;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{LazyLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
@@ -34,6 +34,9 @@ pub struct WireCodec {
     /// Schema id of the current schema per topic, once registered: the per-event path then
     /// touches neither the registry client nor the schema text.
     ids: RwLock<HashMap<String, u32>>,
+    /// Per writer schema id seen, whether it writes as the current schema does: such datums
+    /// decode without schema resolution ([`crate::avro::writes_as_current`]).
+    current_writers: RwLock<HashMap<u32, bool>>,
 }
 
 struct Registry {
@@ -58,13 +61,13 @@ impl WireCodec {
                 .map_err(|e| SchemaError::Registry(e.to_string()))
         };
         let registry = Registry { encoder: AvroEncoder::new(settings()?), decoder: AvroDecoder::new(settings()?) };
-        Ok(Self { registry: Some(registry), ids: RwLock::default() })
+        Ok(Self { registry: Some(registry), ids: RwLock::default(), current_writers: RwLock::default() })
     }
 
     /// A codec without a registry (standalone mode): the current schema's id is its version
     /// in [`SCHEMA_VERSIONS`], and decoding accepts the id of any published version.
     pub fn embedded() -> Self {
-        Self { registry: None, ids: RwLock::default() }
+        Self { registry: None, ids: RwLock::default(), current_writers: RwLock::default() }
     }
 
     /// Whether this codec talks to a schema registry (false in embedded mode), so readiness
@@ -73,14 +76,25 @@ impl WireCodec {
         self.registry.is_some()
     }
 
-    /// The writer schema of a locally assigned id.
-    fn embedded_schema(id: u32) -> Result<apache_avro::Schema, SchemaError> {
-        let current = SCHEMA_VERSIONS.last().map(|(v, _)| *v);
-        if current == Some(id) {
-            return Ok(current_schema().clone());
+    /// The writer schema of a locally assigned id, every published version parsed once.
+    fn embedded_schema(id: u32) -> Result<&'static apache_avro::Schema, SchemaError> {
+        static VERSIONS: LazyLock<Vec<(u32, Result<apache_avro::Schema, String>)>> = LazyLock::new(|| {
+            let last = SCHEMA_VERSIONS.len() - 1;
+            SCHEMA_VERSIONS
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != last)
+                .map(|(_, (v, text))| (*v, apache_avro::Schema::parse_str(text).map_err(|e| e.to_string())))
+                .collect()
+        });
+        if SCHEMA_VERSIONS.last().map(|(v, _)| *v) == Some(id) {
+            return Ok(current_schema());
         }
-        let (_, text) = SCHEMA_VERSIONS.iter().find(|(v, _)| *v == id).ok_or(SchemaError::UnknownSchemaId(id))?;
-        Ok(apache_avro::Schema::parse_str(text)?)
+        match VERSIONS.iter().find(|(v, _)| *v == id) {
+            Some((_, Ok(schema))) => Ok(schema),
+            Some((_, Err(error))) => Err(SchemaError::Registry(format!("bundled schema version {id} does not parse: {error}"))),
+            None => Err(SchemaError::UnknownSchemaId(id)),
+        }
     }
 
     /// Encodes `event` for `topic`, registering the current schema under `<topic>-value` the
@@ -126,7 +140,7 @@ impl WireCodec {
     pub async fn decode(&self, bytes: &[u8]) -> Result<AuditEvent, SchemaError> {
         let id = schema_id(bytes)?;
         let Some(registry) = &self.registry else {
-            return AuditEvent::from_avro_datum(&Self::embedded_schema(id)?, &bytes[HEADER_LEN..]);
+            return AuditEvent::from_avro_datum(Self::embedded_schema(id)?, &bytes[HEADER_LEN..]);
         };
         let writer = match registry.decoder.get_schema(id).await {
             Ok(writer) => writer,
@@ -140,7 +154,14 @@ impl WireCodec {
                 return Err(SchemaError::Registry(e.to_string()));
             }
         };
-        AuditEvent::from_avro_datum(&writer.parsed, &bytes[HEADER_LEN..])
+        let known = self.current_writers.read().unwrap_or_else(PoisonError::into_inner).get(&id).copied();
+        let as_current = known.unwrap_or_else(|| {
+            let same = crate::avro::writes_as_current(&writer.parsed);
+            self.current_writers.write().unwrap_or_else(PoisonError::into_inner).insert(id, same);
+            same
+        });
+        let schema = if as_current { current_schema() } else { &writer.parsed };
+        AuditEvent::from_avro_datum(schema, &bytes[HEADER_LEN..])
     }
 }
 

@@ -56,6 +56,23 @@ fn every_golden_sample_decodes_with_the_current_reader_schema() {
     }
 }
 
+/// Datums of the current schema decode straight into the record, others through schema
+/// resolution: both give the same event, and a registry's copy of the current schema is
+/// recognised as the current one.
+#[test]
+fn the_direct_and_the_resolving_decoder_agree() {
+    let (version, text) = SCHEMA_VERSIONS[SCHEMA_VERSIONS.len() - 1];
+    let copy = Schema::parse_str(text).expect("parses");
+    assert!(auditlog_schemas::avro::writes_as_current(&copy), "a parsed copy writes as the current schema");
+    let bytes = std::fs::read(golden_dir(version).join("event.avro")).expect("golden event.avro exists");
+    let direct = AuditEvent::from_avro_datum(current_schema(), &bytes).expect("direct decode");
+    let resolved = AuditEvent::from_avro_datum(&copy, &bytes).expect("resolving decode");
+    assert_eq!(direct, resolved);
+    assert_eq!(direct, golden_event(version));
+    let older = Schema::parse_str(r#"{"type": "record", "name": "dev.auditlog.AuditEvent", "fields": [{"name": "id", "type": "string"}]}"#).expect("parses");
+    assert!(!auditlog_schemas::avro::writes_as_current(&older), "another layout is not the current one");
+}
+
 #[test]
 fn a_truncated_datum_is_an_error_not_a_panic() {
     let bytes = golden_event(1).to_avro_datum().expect("encodes");

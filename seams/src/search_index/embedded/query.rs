@@ -134,10 +134,19 @@ pub(super) struct StatsCollector {
     pub interval_us: Option<i64>,
 }
 
+/// A segment's grouping column with more distinct terms than this is counted in a hash map;
+/// below it, in an array indexed by term ordinal (8 bytes a term, no hashing per document).
+const DENSE_GROUP_TERMS: usize = 1 << 20;
+
 pub(super) struct SegmentStats {
     group: Option<StrColumn>,
-    by_ord: HashMap<u64, u64>,
+    /// Count per term ordinal, when the column has at most [`DENSE_GROUP_TERMS`] terms.
+    dense: Vec<u64>,
+    sparse: HashMap<u64, u64>,
     occurred: Option<(Column<i64>, i64)>,
+    /// The histogram bucket of the last document and its run length: documents arrive
+    /// mostly in time order, so most land in the bucket of the one before.
+    run: Option<(i64, u64)>,
     counts: Counts,
 }
 
@@ -154,7 +163,9 @@ impl Collector for StatsCollector {
             Some(interval) => Some((reader.fast_fields().i64(schema::OCCURRED_US)?, interval)),
             None => None,
         };
-        Ok(SegmentStats { group, by_ord: HashMap::new(), occurred, counts: Counts::default() })
+        let terms = group.as_ref().map_or(0, |g| g.dictionary().num_terms());
+        let dense = if terms <= DENSE_GROUP_TERMS { vec![0; terms] } else { Vec::new() };
+        Ok(SegmentStats { group, dense, sparse: HashMap::new(), occurred, run: None, counts: Counts::default() })
     }
 
     fn requires_scoring(&self) -> bool {
@@ -183,19 +194,35 @@ impl SegmentCollector for SegmentStats {
         self.counts.total += 1;
         if let Some(column) = &self.group {
             for ord in column.term_ords(doc) {
-                *self.by_ord.entry(ord).or_default() += 1;
+                // `ord` < the dictionary's term count, the length of `dense` when used.
+                match self.dense.get_mut(ord as usize) {
+                    Some(n) => *n += 1,
+                    None => *self.sparse.entry(ord).or_default() += 1,
+                }
             }
         }
         if let Some((column, interval)) = &self.occurred
             && let Some(us) = column.first(doc)
         {
-            *self.counts.histogram.entry(us.div_euclid(*interval) * interval).or_default() += 1;
+            let bucket = us.div_euclid(*interval) * interval;
+            match &mut self.run {
+                Some((b, n)) if *b == bucket => *n += 1,
+                run => {
+                    if let Some((b, n)) = run.replace((bucket, 1)) {
+                        *self.counts.histogram.entry(b).or_default() += n;
+                    }
+                }
+            }
         }
     }
 
     fn harvest(mut self) -> Counts {
+        if let Some((b, n)) = self.run.take() {
+            *self.counts.histogram.entry(b).or_default() += n;
+        }
         if let Some(column) = &self.group {
-            for (ord, n) in self.by_ord {
+            let dense = self.dense.iter().enumerate().filter(|(_, n)| **n > 0).map(|(ord, n)| (ord as u64, *n));
+            for (ord, n) in dense.chain(self.sparse) {
                 let mut key = String::new();
                 if column.ord_to_str(ord, &mut key).unwrap_or(false) {
                     *self.counts.groups.entry(key).or_default() += n;
