@@ -27,7 +27,7 @@ fn parse_line(line: &str, number: usize, tenant: &str) -> Option<AuditEvent> {
             return None;
         }
     };
-    match validate_event(&value, &ctx) {
+    match validate_event(value, &ctx) {
         Ok(event) => Some(event),
         Err(Rejection::Invalid(errors)) => {
             println!("{}", json!({"line": number, "status": "rejected", "errors": errors}));

@@ -34,6 +34,15 @@ pub(crate) enum ItemOutcome {
     Rejected(Vec<FieldError>),
 }
 
+/// A validated event this request appends.
+struct Appending {
+    event: AuditEvent,
+    /// Whether the producer chose the id: only such an id can come again in a retry, so only
+    /// such an event is remembered by the idempotency cache (a generated id is new by
+    /// construction).
+    producer_id: bool,
+}
+
 /// Where each validated event's answer comes from.
 enum Plan {
     Done(ItemOutcome),
@@ -52,19 +61,21 @@ pub(crate) async fn ingest(
     received_at: OffsetDateTime,
 ) -> Result<Vec<ItemOutcome>, GatewayError> {
     let ctx = IngestContext { tenant_id: tenant, received_at };
-    let mut plans = Vec::with_capacity(items.len());
-    let mut to_append: Vec<AuditEvent> = Vec::new();
+    let count = items.len();
+    let mut plans = Vec::with_capacity(count);
+    let mut to_append: Vec<Appending> = Vec::new();
     let mut first_index_of: HashMap<String, usize> = HashMap::new();
     let (mut rejected, mut deduplicated) = (0, 0);
-    for (index, item) in items.iter().enumerate() {
+    for (index, item) in items.into_iter().enumerate() {
         let value = match item {
             Ok(value) => value,
             Err(error) => {
                 rejected += 1;
-                plans.push(Plan::Done(ItemOutcome::Rejected(vec![error.clone()])));
+                plans.push(Plan::Done(ItemOutcome::Rejected(vec![error])));
                 continue;
             }
         };
+        let producer_id = value.get("id").is_some_and(|v| !v.is_null());
         let event = match validate_event(value, &ctx) {
             Ok(event) => event,
             Err(Rejection::Invalid(errors)) => {
@@ -73,11 +84,10 @@ pub(crate) async fn ingest(
                 continue;
             }
             Err(Rejection::TenantMismatch) => {
-                metrics::events_rejected("tenant_mismatch", items.len());
+                metrics::events_rejected("tenant_mismatch", count);
                 return Err(GatewayError::TenantMismatch);
             }
         };
-        let producer_id = value.get("id").is_some_and(|v| !v.is_null());
         if producer_id {
             if let Some(first) = state.idempotency().get(tenant, &event.id) {
                 deduplicated += 1;
@@ -92,7 +102,7 @@ pub(crate) async fn ingest(
             first_index_of.insert(event.id.clone(), index);
         }
         plans.push(Plan::Append(to_append.len()));
-        to_append.push(event);
+        to_append.push(Appending { event, producer_id });
     }
     metrics::events_rejected("validation", rejected);
 
@@ -110,7 +120,7 @@ pub(crate) async fn ingest(
     for plan in plans {
         let outcome = match plan {
             Plan::Done(outcome) => outcome,
-            Plan::Append(i) => ItemOutcome::Accepted(answer(&to_append[i])),
+            Plan::Append(i) => ItemOutcome::Accepted(answer(&to_append[i].event)),
             Plan::SameAs(earlier) => outcomes[earlier].clone(),
         };
         outcomes.push(outcome);
@@ -125,23 +135,24 @@ fn answer(event: &AuditEvent) -> FirstAnswer {
 /// Encodes and appends every event concurrently, within the append time budget. Events the
 /// log acknowledged are remembered by producer id even when others failed, so a retry of the
 /// whole request appends only what is missing.
-async fn append_all(state: &GatewayState, tenant: &str, events: &[AuditEvent]) -> Result<(), GatewayError> {
+async fn append_all(state: &GatewayState, tenant: &str, events: &[Appending]) -> Result<(), GatewayError> {
     if events.is_empty() {
         return Ok(());
     }
     let topic = state.topic_for(tenant);
     let budget = state.config().limits.append_timeout();
     let work = async {
-        let encoded = join_all(events.iter().map(|e| state.codec().encode(&topic, e))).await;
+        let encoded = join_all(events.iter().map(|a| state.codec().encode(&topic, &a.event))).await;
         let mut records = Vec::with_capacity(events.len());
-        for (event, payload) in events.iter().zip(encoded) {
-            records.push(OutgoingRecord::for_event(&topic, event, payload.map_err(encode_error)?));
+        for (appending, payload) in events.iter().zip(encoded) {
+            records.push(OutgoingRecord::for_event(&topic, &appending.event, payload.map_err(encode_error)?));
         }
         let results = join_all(records.into_iter().map(|r| state.event_log().append(r))).await;
         let mut failure = None;
-        for (event, result) in events.iter().zip(results) {
+        for (appending, result) in events.iter().zip(results) {
             match result {
-                Ok(_) => state.idempotency().insert(tenant, answer(event)),
+                Ok(_) if appending.producer_id => state.idempotency().insert(tenant, answer(&appending.event)),
+                Ok(_) => {}
                 Err(err) => failure = Some(err),
             }
         }

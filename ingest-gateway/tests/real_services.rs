@@ -37,7 +37,7 @@ async fn accepted_events_are_on_the_topic_keyed_by_tenant_and_decode_to_the_vali
         let answer = send(&gw, post_json("/v1/events", &writer_token("acme"), &input)).await;
         assert_eq!(answer.status, StatusCode::ACCEPTED, "{:?}", answer.body);
         let ctx = IngestContext { tenant_id: "acme", received_at: received_at(&answer) };
-        let mut event = validate_event(&input, &ctx).expect("input is valid");
+        let mut event = validate_event(input, &ctx).expect("input is valid");
         event.id = answer.body["id"].as_str().expect("id").to_owned();
         expected.push(event);
     }
@@ -136,6 +136,12 @@ async fn a_repeated_id_yields_one_record_and_the_same_answer() {
     assert_eq!(gw.log.appends(), 3, "dup-1 for acme, dup-2 for acme, dup-1 for globex");
     read_records(&gw.topic, 3).await;
     assert_eq!(count_records(&gw.topic).await, 3);
+    assert_eq!(gw.state.idempotency().len(), 3, "the cache holds the producer ids");
+    let anonymous = json!([{"action": "a.b", "actor": {"id": "u"}}, {"action": "a.b", "actor": {"id": "u"}}]);
+    let answer = send(&gw, post_json("/v1/events/batch", &writer_token("acme"), &anonymous)).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{:?}", answer.body);
+    assert_eq!(gw.log.appends(), 5, "events without an id are always new");
+    assert_eq!(gw.state.idempotency().len(), 3, "and generated ids are not remembered");
 }
 
 #[tokio::test]

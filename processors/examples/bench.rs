@@ -45,7 +45,7 @@ fn event(tenant: &str, n: u64, actor: &str) -> AuditEvent {
         "metadata": {"n": n, "tags": ["bench"]},
     });
     let ctx = IngestContext { tenant_id: tenant, received_at: OffsetDateTime::now_utc() };
-    validate_event(&input, &ctx).unwrap_or_else(|e| panic!("bench event is valid: {e:?}"))
+    validate_event(input, &ctx).unwrap_or_else(|e| panic!("bench event is valid: {e:?}"))
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -24,9 +24,10 @@ fn main() {
     v.as_object_mut().expect("object").remove("received_at");
     v.as_object_mut().expect("object").remove("occurred_at");
     let ctx = auditlog_schemas::IngestContext { tenant_id: "acme", received_at: time::OffsetDateTime::now_utc() };
+    let inputs: Vec<serde_json::Value> = (0..n).map(|_| v.clone()).collect();
     let t = Instant::now();
-    for _ in 0..n {
-        std::hint::black_box(auditlog_schemas::validate_event(&v, &ctx).expect("valid"));
+    for input in inputs {
+        std::hint::black_box(auditlog_schemas::validate_event(input, &ctx).expect("valid"));
     }
     println!("validate_event: {:.1} us/event", t.elapsed().as_secs_f64() * 1e6 / n as f64);
     let t = Instant::now();

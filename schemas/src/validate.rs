@@ -79,14 +79,16 @@ fn to_micros_precision(t: OffsetDateTime) -> OffsetDateTime {
 }
 
 /// Validates one event as sent by a producer and completes it (id, defaults, timestamps).
-pub fn validate_event(input: &Value, ctx: &IngestContext<'_>) -> Result<AuditEvent, Rejection> {
+/// Takes the value by ownership: its strings and `metadata` move into the event uncopied.
+pub fn validate_event(input: Value, ctx: &IngestContext<'_>) -> Result<AuditEvent, Rejection> {
     let mut errors = Vec::new();
-    let Some(obj) = input.as_object() else {
+    let Value::Object(mut obj) = input else {
         return Err(Rejection::Invalid(vec![FieldError {
             field: String::new(),
             message: "an event must be a JSON object".into(),
         }]));
     };
+    let obj = &mut obj;
     let mut f = Fields::new(obj, "", &mut errors);
     f.deny_unknown(&[
         "id", "tenant_id", "occurred_at", "received_at", "action", "actor", "targets", "outcome",
@@ -95,7 +97,7 @@ pub fn validate_event(input: &Value, ctx: &IngestContext<'_>) -> Result<AuditEve
     let id = f.string("id", 1, limits::ID_MAX_CHARS, Some(is_id_char), "[A-Za-z0-9_.:-]");
     let body_tenant = f.string("tenant_id", 1, limits::SHORT_TEXT_MAX_CHARS, None, "");
     let occurred_at = f.timestamp("occurred_at");
-    if f.obj.get("received_at").is_some_and(|v| !v.is_null()) {
+    if f.has("received_at") {
         f.error("received_at", "is set by the gateway and must not be sent");
     }
     let action = f.required_string("action", limits::ACTION_MAX_CHARS, Some(is_action_char), "[a-z0-9_.:-]");
@@ -151,8 +153,27 @@ pub fn validate_event(input: &Value, ctx: &IngestContext<'_>) -> Result<AuditEve
     Ok(event)
 }
 
+/// Bytes `value` takes serialized as JSON, counted without building the text.
+fn json_len(value: &impl Serialize) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        Err(_) => usize::MAX,
+    }
+}
+
 fn check_size(event: &AuditEvent) -> Result<(), Rejection> {
-    let size = serde_json::to_vec(event).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = json_len(event);
     if size > limits::EVENT_MAX_BYTES {
         return Err(Rejection::Invalid(vec![FieldError {
             field: String::new(),
@@ -162,8 +183,8 @@ fn check_size(event: &AuditEvent) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn actor(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Actor> {
-    let mut f = Fields::new(obj, "actor", errors);
+fn actor(mut obj: Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Actor> {
+    let mut f = Fields::new(&mut obj, "actor", errors);
     f.deny_unknown(&["id", "type", "name", "email"]);
     let id = f.required_string("id", limits::SHORT_TEXT_MAX_CHARS, None, "");
     let kind = f.enumeration("type", &["user", "service", "system", "api_key"], parse_actor_type);
@@ -175,8 +196,8 @@ fn actor(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Actor
     Some(Actor { id: id?, kind: kind.unwrap_or_default(), name, email })
 }
 
-fn target(obj: &Map<String, Value>, path: &str, errors: &mut Vec<FieldError>) -> Option<Target> {
-    let mut f = Fields::new(obj, path, errors);
+fn target(mut obj: Map<String, Value>, path: &str, errors: &mut Vec<FieldError>) -> Option<Target> {
+    let mut f = Fields::new(&mut obj, path, errors);
     f.deny_unknown(&["type", "id", "name"]);
     let kind = f.required_string("type", limits::SHORT_TEXT_MAX_CHARS, None, "");
     let id = f.required_string("id", limits::SHORT_TEXT_MAX_CHARS, None, "");
@@ -184,8 +205,8 @@ fn target(obj: &Map<String, Value>, path: &str, errors: &mut Vec<FieldError>) ->
     Some(Target { kind: kind?, id: id?, name })
 }
 
-fn source(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Source {
-    let mut f = Fields::new(obj, "source", errors);
+fn source(mut obj: Map<String, Value>, errors: &mut Vec<FieldError>) -> Source {
+    let mut f = Fields::new(&mut obj, "source", errors);
     f.deny_unknown(&["service", "version", "host"]);
     Source {
         service: f.string("service", 0, limits::SHORT_TEXT_MAX_CHARS, None, ""),
@@ -194,8 +215,8 @@ fn source(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Source {
     }
 }
 
-fn context(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Context {
-    let mut f = Fields::new(obj, "context", errors);
+fn context(mut obj: Map<String, Value>, errors: &mut Vec<FieldError>) -> Context {
+    let mut f = Fields::new(&mut obj, "context", errors);
     f.deny_unknown(&["ip", "user_agent", "request_id", "trace_id", "location"]);
     let ip = f.string("ip", 1, 64, None, "");
     if ip.as_deref().is_some_and(|ip| ip.parse::<IpAddr>().is_err()) {
@@ -252,15 +273,16 @@ fn parse_actor_type(s: &str) -> Option<ActorType> {
     })
 }
 
-/// Reads the fields of one JSON object, recording an error per bad field.
+/// Reads the fields of one JSON object, recording an error per bad field. Each field is
+/// read once: a read takes its value out of the object.
 struct Fields<'a, 'e> {
-    obj: &'a Map<String, Value>,
+    obj: &'a mut Map<String, Value>,
     prefix: &'a str,
     errors: &'e mut Vec<FieldError>,
 }
 
 impl<'a, 'e> Fields<'a, 'e> {
-    fn new(obj: &'a Map<String, Value>, prefix: &'a str, errors: &'e mut Vec<FieldError>) -> Self {
+    fn new(obj: &'a mut Map<String, Value>, prefix: &'a str, errors: &'e mut Vec<FieldError>) -> Self {
         Self { obj, prefix, errors }
     }
 
@@ -273,21 +295,25 @@ impl<'a, 'e> Fields<'a, 'e> {
         self.errors.push(FieldError { field, message: message.into() });
     }
 
-    /// A present, non-null value.
-    fn get(&self, name: &str) -> Option<&'a Value> {
-        self.obj.get(name).filter(|v| !v.is_null())
+    /// Whether the field is present and not null.
+    fn has(&self, name: &str) -> bool {
+        self.obj.get(name).is_some_and(|v| !v.is_null())
+    }
+
+    /// The field's value, taken out of the object, when present and not null.
+    fn take(&mut self, name: &str) -> Option<Value> {
+        self.obj.remove(name).filter(|v| !v.is_null())
     }
 
     fn deny_unknown(&mut self, known: &[&str]) {
-        let unknown: Vec<&String> = self.obj.keys().filter(|k| !known.contains(&k.as_str())).collect();
+        let unknown: Vec<String> = self.obj.keys().filter(|k| !known.contains(&k.as_str())).cloned().collect();
         for key in unknown {
-            self.error(key, "is not a known field");
+            self.error(&key, "is not a known field");
         }
     }
 
     fn string(&mut self, name: &str, min: usize, max: usize, allowed: Option<fn(char) -> bool>, charset: &str) -> Option<String> {
-        let value = self.get(name)?;
-        let Some(s) = value.as_str() else {
+        let Value::String(s) = self.take(name)? else {
             self.error(name, "must be a string");
             return None;
         };
@@ -306,11 +332,11 @@ impl<'a, 'e> Fields<'a, 'e> {
             self.error(name, format!("may only contain {charset}"));
             return None;
         }
-        Some(s.to_owned())
+        Some(s)
     }
 
     fn required_string(&mut self, name: &str, max: usize, allowed: Option<fn(char) -> bool>, charset: &str) -> Option<String> {
-        if self.get(name).is_none() {
+        if !self.has(name) {
             self.error(name, "is required");
             return None;
         }
@@ -338,8 +364,8 @@ impl<'a, 'e> Fields<'a, 'e> {
         parsed
     }
 
-    fn object(&mut self, name: &str, required: bool) -> Option<&'a Map<String, Value>> {
-        match self.get(name) {
+    fn object(&mut self, name: &str, required: bool) -> Option<Map<String, Value>> {
+        match self.take(name) {
             None if required => {
                 self.error(name, "is required");
                 None
@@ -354,8 +380,7 @@ impl<'a, 'e> Fields<'a, 'e> {
     }
 
     fn targets(&mut self) -> Option<Vec<Target>> {
-        let value = self.get("targets")?;
-        let Some(items) = value.as_array() else {
+        let Value::Array(items) = self.take("targets")? else {
             self.error("targets", "must be an array");
             return None;
         };
@@ -364,7 +389,7 @@ impl<'a, 'e> Fields<'a, 'e> {
             return None;
         }
         let mut out = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
+        for (i, item) in items.into_iter().enumerate() {
             let path = format!("targets[{i}]");
             match item {
                 Value::Object(o) => out.extend(target(o, &path, self.errors)),
@@ -375,16 +400,15 @@ impl<'a, 'e> Fields<'a, 'e> {
     }
 
     fn metadata(&mut self) -> Option<Map<String, Value>> {
-        let value = self.get("metadata")?;
-        let Some(map) = value.as_object() else {
+        let Value::Object(map) = self.take("metadata")? else {
             self.error("metadata", "must be a JSON object");
             return None;
         };
-        let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
+        let size = json_len(&map);
         if size > limits::METADATA_MAX_BYTES {
             self.error("metadata", format!("is {size} bytes serialized, more than the {} allowed", limits::METADATA_MAX_BYTES));
             return None;
         }
-        Some(map.clone())
+        Some(map)
     }
 }

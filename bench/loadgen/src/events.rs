@@ -159,7 +159,7 @@ mod tests {
         for _ in 0..1_000 {
             let event = generator.event();
             total += serde_json::to_vec(&event).expect("serializable").len();
-            auditlog_schemas::validate_event(&event, &ctx).expect("the gateway accepts generated events");
+            auditlog_schemas::validate_event(event, &ctx).expect("the gateway accepts generated events");
         }
         let average = total / 1_000;
         assert!((400..=600).contains(&average), "average JSON size {average} B");
@@ -172,7 +172,7 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let ctx = auditlog_schemas::IngestContext { tenant_id: "acme", received_at: now };
         let ages: Vec<time::Duration> = (0..1_000)
-            .map(|_| auditlog_schemas::validate_event(&generator.event(), &ctx).expect("valid").occurred_at)
+            .map(|_| auditlog_schemas::validate_event(generator.event(), &ctx).expect("valid").occurred_at)
             .map(|at| now - at)
             .collect();
         assert!(ages.iter().all(|age| *age >= -time::Duration::seconds(1) && *age <= days), "within the last 30 days");

@@ -240,7 +240,7 @@ fn avro_size(samples: usize) -> anyhow::Result<()> {
     for _ in 0..samples.max(1) {
         let value = events.event();
         json += serde_json::to_vec(&value).context("serializing an event")?.len();
-        let event = auditlog_schemas::validate_event(&value, &ctx).map_err(|e| anyhow::anyhow!("generated an invalid event: {e:?}"))?;
+        let event = auditlog_schemas::validate_event(value, &ctx).map_err(|e| anyhow::anyhow!("generated an invalid event: {e:?}"))?;
         avro += WIRE_HEADER_LEN + event.to_avro_datum().map_err(|e| anyhow::anyhow!("encoding: {e}"))?.len();
     }
     let n = samples.max(1);

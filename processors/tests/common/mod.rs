@@ -183,7 +183,7 @@ pub fn event(tenant: &str, id: &str, n: usize) -> AuditEvent {
         "metadata": {"n": n, "nested": {"tags": ["a", "b"]}},
     });
     let ctx = IngestContext { tenant_id: tenant, received_at: OffsetDateTime::now_utc() };
-    validate_event(&input, &ctx).unwrap_or_else(|e| panic!("test event is valid: {e:?}"))
+    validate_event(input, &ctx).unwrap_or_else(|e| panic!("test event is valid: {e:?}"))
 }
 
 /// A processor running in the background until [`Running::stop`].
