@@ -31,7 +31,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// Checks (or, in a new directory, writes) the format file of `dir`: a line
 /// `<kind> <version>`. A directory of another kind or a newer version is refused with an
 /// error naming the file; an older version is accepted (readers keep reading old formats).
-pub fn check_format(dir: &Path, kind: &str, version: u32) -> Result<(), String> {
+/// Returns the version the directory has.
+pub fn check_format(dir: &Path, kind: &str, version: u32) -> Result<u32, String> {
     let path = dir.join(FORMAT_FILE);
     let ctx = |e: io::Error| format!("{}: {e}", path.display());
     fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -39,7 +40,7 @@ pub fn check_format(dir: &Path, kind: &str, version: u32) -> Result<(), String> 
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             write_atomic(&path, format!("{kind} {version}\n").as_bytes()).map_err(ctx)?;
-            return Ok(());
+            return Ok(version);
         }
         Err(e) => return Err(ctx(e)),
     };
@@ -57,7 +58,14 @@ pub fn check_format(dir: &Path, kind: &str, version: u32) -> Result<(), String> 
             path.display()
         ));
     }
-    Ok(())
+    Ok(found)
+}
+
+/// Records that `dir` now holds format `version` of `kind` (before anything of that version
+/// is written there), so an older binary refuses the directory instead of misreading it.
+pub fn upgrade_format(dir: &Path, kind: &str, version: u32) -> Result<(), String> {
+    let path = dir.join(FORMAT_FILE);
+    write_atomic(&path, format!("{kind} {version}\n").as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -67,12 +75,14 @@ mod tests {
     #[test]
     fn format_files_are_written_then_checked() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert!(check_format(dir.path(), "kind", 2).is_ok());
-        assert!(check_format(dir.path(), "kind", 2).is_ok());
-        assert!(check_format(dir.path(), "kind", 3).is_ok(), "older formats are read");
+        assert_eq!(check_format(dir.path(), "kind", 2), Ok(2));
+        assert_eq!(check_format(dir.path(), "kind", 2), Ok(2));
+        assert_eq!(check_format(dir.path(), "kind", 3), Ok(2), "older formats are read");
         let newer = check_format(dir.path(), "kind", 1).expect_err("newer format refused");
         assert!(newer.contains("FORMAT") && newer.contains("newer"), "{newer}");
         assert!(check_format(dir.path(), "other", 2).is_err());
+        upgrade_format(dir.path(), "kind", 3).expect("upgrade");
+        assert_eq!(check_format(dir.path(), "kind", 3), Ok(3));
         fs::write(dir.path().join(FORMAT_FILE), "garbage").expect("write");
         assert!(check_format(dir.path(), "kind", 2).expect_err("garbage refused").contains("FORMAT"));
     }

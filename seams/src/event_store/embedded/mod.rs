@@ -8,7 +8,8 @@
 //!
 //! # Reads
 //! See [`keys`] for the layout: time-range, actor and target lists are reverse range scans
-//! of one index, never a scan of the whole tenant; the remaining filters apply in memory.
+//! of one index, never a scan of the whole tenant, each entry resolved by a point read of
+//! `events`; the remaining filters apply in memory.
 
 mod keys;
 mod read;
@@ -32,8 +33,14 @@ use crate::LogPosition;
 
 /// Kind written into the store directory's format file.
 pub const FORMAT_KIND: &str = "auditlog-event-store";
-/// Format version of the store directory (key layout and row encoding).
-pub const FORMAT_VERSION: u32 = 1;
+/// Format version of the store directory (key layout and row encoding). Version 1 indexes held
+/// the whole row; version 2 indexes are references to `events` (see [`keys`]). Version 2
+/// reads both, and upgrades the format file of a version 1 directory when it opens it, since
+/// it will write references there.
+pub const FORMAT_VERSION: u32 = 2;
+/// The value of an index entry: empty, a reference to the `events` row of the id its key ends
+/// with.
+const REFERENCE: &[u8] = &[];
 /// Events deleted per durable batch by `purge_before`.
 const PURGE_BATCH: usize = 1_000;
 
@@ -78,6 +85,22 @@ pub(super) fn decode_row(bytes: &[u8]) -> Result<StoredEvent, StoreError> {
     Ok(StoredEvent { event: row.event, position: LogPosition { topic: row.topic, partition: row.partition, offset: row.offset } })
 }
 
+/// The row an index entry stands for. `index_key` is `prefix | time | id`, with `prefix_len`
+/// the length of `prefix`: the row is the `events` row of that id, or, in a directory written
+/// by format version 1, the entry's own value. `None` when the event is gone (purged after the
+/// scan that found the entry began).
+pub(super) fn row_of(tables: &Tables, tenant: &str, index_key: &[u8], prefix_len: usize, value: &[u8]) -> Result<Option<StoredEvent>, StoreError> {
+    if !value.is_empty() {
+        return decode_row(value).map(Some);
+    }
+    let id = index_key
+        .get(prefix_len + 8..)
+        .ok_or_else(|| StoreError::Corrupt(format!("event store index key of {} bytes is too short", index_key.len())))?;
+    let mut key = keys::prefix(tenant, &[]);
+    key.extend_from_slice(id);
+    tables.events.get(&key).map_err(unavailable)?.map(|v| decode_row(&v)).transpose()
+}
+
 fn encode_row(stored: &StoredEvent) -> Result<Vec<u8>, StoreError> {
     let p = &stored.position;
     let row = Row { event: stored.event.clone(), topic: p.topic.clone(), partition: p.partition, offset: p.offset };
@@ -103,7 +126,8 @@ impl FjallEventStore {
     /// Opens (or creates) the store in `dir`, checking its format file. Blocking.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let dir = dir.as_ref();
-        crate::event_log::embedded::files::check_format(dir, FORMAT_KIND, FORMAT_VERSION).map_err(StoreError::Invalid)?;
+        let files = crate::event_log::embedded::files::check_format;
+        let found = files(dir, FORMAT_KIND, FORMAT_VERSION).map_err(StoreError::Invalid)?;
         let db = Database::builder(dir.join("fjall")).open().map_err(|e| unavailable(format!("opening {}: {e}", dir.display())))?;
         let keyspace = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default).map_err(unavailable);
         let tables = Tables {
@@ -113,6 +137,9 @@ impl FjallEventStore {
             by_target: keyspace("by_target")?,
             db,
         };
+        if found < FORMAT_VERSION {
+            crate::event_log::embedded::files::upgrade_format(dir, FORMAT_KIND, FORMAT_VERSION).map_err(StoreError::Invalid)?;
+        }
         Ok(Self { tables: Arc::new(tables), write_lock: Arc::new(Mutex::new(())) })
     }
 
@@ -134,11 +161,11 @@ impl FjallEventStore {
             }
             let row = encode_row(stored)?;
             let (time, actor, targets) = index_keys(e);
-            batch.insert(&t.events, id_key, row.clone());
-            batch.insert(&t.by_time, time, row.clone());
-            batch.insert(&t.by_actor, actor, row.clone());
+            batch.insert(&t.events, id_key, row);
+            batch.insert(&t.by_time, time, REFERENCE);
+            batch.insert(&t.by_actor, actor, REFERENCE);
             for target in targets {
-                batch.insert(&t.by_target, target, row.clone());
+                batch.insert(&t.by_target, target, REFERENCE);
             }
         }
         batch.commit().map_err(unavailable)
@@ -154,8 +181,13 @@ impl FjallEventStore {
             let mut batch = t.db.batch().durability(Some(PersistMode::SyncAll));
             let mut n = 0;
             for item in t.by_time.range(low.as_slice()..high.as_slice()).take(PURGE_BATCH) {
-                let (_, value) = item.into_inner().map_err(unavailable)?;
-                let e = decode_row(&value)?.event;
+                let (key, value) = item.into_inner().map_err(unavailable)?;
+                n += 1;
+                let Some(stored) = row_of(t, tenant_id, &key, prefix.len(), &value)? else {
+                    batch.remove(&t.by_time, key); // an entry whose event is gone
+                    continue;
+                };
+                let e = stored.event;
                 let (time, actor, targets) = index_keys(&e);
                 batch.remove(&t.events, keys::by_id(&e.tenant_id, &e.id));
                 batch.remove(&t.by_time, time);
@@ -163,7 +195,6 @@ impl FjallEventStore {
                 for target in targets {
                     batch.remove(&t.by_target, target);
                 }
-                n += 1;
             }
             batch.commit().map_err(unavailable)?;
             purged += n;
@@ -201,5 +232,83 @@ impl EventStore for FjallEventStore {
 
     async fn check_ready(&self) -> Result<(), StoreError> {
         self.blocking(|s| s.tables.events.first_key_value().map_or(Ok(()), |g| g.key().map(|_| ()).map_err(unavailable))).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::{EventFilter, PageRequest};
+
+    fn stored(id: &str, minute: u32, actor: &str) -> StoredEvent {
+        let event: AuditEvent = serde_json::from_value(serde_json::json!({
+            "id": id, "tenant_id": "t", "action": "document.read",
+            "occurred_at": format!("2026-11-20T12:{minute:02}:00Z"), "received_at": "2026-11-20T13:00:00Z",
+            "actor": {"id": actor, "type": "user"}, "targets": [{"type": "document", "id": "doc-1"}],
+        }))
+        .expect("event");
+        StoredEvent { event, position: LogPosition { topic: "audit.events.v1".into(), partition: 0, offset: i64::from(minute) } }
+    }
+
+    async fn ids(store: &FjallEventStore, filter: EventFilter) -> Vec<String> {
+        let page = store.list(&filter, &PageRequest { limit: 100, after: None }).await.expect("list");
+        page.events.into_iter().map(|e| e.event.id).collect()
+    }
+
+    /// A directory of format version 1 (every index entry holding the whole row) opens, is
+    /// marked version 2, and serves its old events beside new ones, in every index; its
+    /// old entries are purged like new ones.
+    #[tokio::test]
+    async fn a_version_1_directory_is_read_upgraded_and_purged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = stored("evt-old", 1, "alice");
+        {
+            let store = FjallEventStore::open(dir.path()).expect("store opens");
+            let (t, row) = (&store.tables, encode_row(&old).expect("row"));
+            let (time, actor, targets) = index_keys(&old.event);
+            let mut batch = t.db.batch().durability(Some(PersistMode::SyncAll));
+            batch.insert(&t.events, keys::by_id("t", "evt-old"), row.clone());
+            batch.insert(&t.by_time, time, row.clone());
+            batch.insert(&t.by_actor, actor, row.clone());
+            for target in targets {
+                batch.insert(&t.by_target, target, row.clone());
+            }
+            batch.commit().expect("commit");
+        }
+        std::fs::write(dir.path().join("FORMAT"), "auditlog-event-store 1\n").expect("downgrade the format file");
+
+        let store = FjallEventStore::open(dir.path()).expect("a version 1 directory opens");
+        let format = std::fs::read_to_string(dir.path().join("FORMAT")).expect("format file");
+        assert_eq!(format.trim(), format!("{FORMAT_KIND} {FORMAT_VERSION}"), "the format file is upgraded");
+        store.upsert(&[stored("evt-new", 2, "alice")]).await.expect("upsert");
+
+        let tenant = EventFilter { tenant_id: "t".into(), ..EventFilter::default() };
+        assert_eq!(ids(&store, tenant.clone()).await, ["evt-new", "evt-old"], "by time");
+        let by_actor = EventFilter { actor_id: Some("alice".into()), ..tenant.clone() };
+        assert_eq!(ids(&store, by_actor).await, ["evt-new", "evt-old"], "by actor");
+        let by_target = EventFilter { target_type: Some("document".into()), target_id: Some("doc-1".into()), ..tenant.clone() };
+        assert_eq!(ids(&store, by_target.clone()).await, ["evt-new", "evt-old"], "by target");
+        let got = store.get("t", "evt-old").await.expect("get").expect("old event");
+        assert_eq!(got, old, "the old row reads back whole");
+
+        let cutoff = OffsetDateTime::parse("2026-11-20T13:00:00Z", &time::format_description::well_known::Rfc3339).expect("time");
+        assert_eq!(store.purge_before("t", cutoff).await.expect("purge"), 2);
+        assert!(ids(&store, tenant).await.is_empty(), "both purged from the time index");
+        assert!(ids(&store, by_target).await.is_empty(), "and from the target index");
+        assert!(store.get("t", "evt-old").await.expect("get").is_none());
+    }
+
+    /// New index entries are references: the row is written once, into `events`.
+    #[tokio::test]
+    async fn index_entries_are_references() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FjallEventStore::open(dir.path()).expect("store opens");
+        store.upsert(&[stored("evt-1", 1, "bob")]).await.expect("upsert");
+        let t = &store.tables;
+        for index in [&t.by_time, &t.by_actor, &t.by_target] {
+            let entry = index.first_key_value().expect("one entry");
+            assert!(entry.value().expect("value").is_empty(), "an index entry holds no row");
+        }
+        assert!(t.events.first_key_value().expect("row").value().expect("value").len() > 100, "the row is in events");
     }
 }

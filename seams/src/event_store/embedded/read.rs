@@ -12,7 +12,7 @@ use std::ops::Bound;
 
 use auditlog_schemas::avro::to_micros;
 
-use super::{Tables, decode_row, keys};
+use super::{Tables, keys, row_of};
 use crate::event_store::StoreError;
 use crate::query::{EventFilter, Page, PageRequest};
 
@@ -81,8 +81,8 @@ pub(super) fn list(tables: &Tables, filter: &EventFilter, page: &PageRequest) ->
     let mut events = Vec::with_capacity(page.limit.min(64));
     let mut scanned = 0;
     for item in index.range::<Vec<u8>, _>((lower, upper)).rev() {
-        let (_, value) = item.into_inner().map_err(super::unavailable)?;
-        let stored = decode_row(&value)?;
+        let (key, value) = item.into_inner().map_err(super::unavailable)?;
+        let Some(stored) = row_of(tables, tenant, &key, prefix.len(), &value)? else { continue };
         let (us, id) = (to_micros(stored.event.occurred_at), stored.event.id.clone());
         scanned += 1;
         // Rows past the upper time bound can only come from a cursor above it: skip them.
