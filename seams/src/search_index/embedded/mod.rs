@@ -92,6 +92,10 @@ impl Inner {
     fn index_blocking(&self, events: &[StoredEvent]) -> Result<(), IndexError> {
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let searcher = self.reader.searcher();
+        // New events are the rule and repeats (replays, redeliveries) the exception: one
+        // lookup of the whole batch's keys tells whether any event needs its own check.
+        let keys = events.iter().map(|s| (s.event.tenant_id.as_str(), s.event.id.as_str()));
+        let any_indexed = searcher.search(&query::by_keys(&self.fields, keys), &Count).map_err(unavailable)? > 0;
         let mut seen = std::collections::HashSet::new();
         let mut added = 0;
         for stored in events {
@@ -99,8 +103,7 @@ impl Inner {
             if !seen.insert((e.tenant_id.as_str(), e.id.as_str())) {
                 continue;
             }
-            let existing = searcher.search(&query::by_key(&self.fields, &e.tenant_id, &e.id), &Count).map_err(unavailable)?;
-            if existing > 0 {
+            if any_indexed && searcher.search(&query::by_key(&self.fields, &e.tenant_id, &e.id), &Count).map_err(unavailable)? > 0 {
                 continue;
             }
             writer.add_document(schema::document(&self.fields, stored)?).map_err(unavailable)?;
