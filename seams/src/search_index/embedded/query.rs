@@ -228,12 +228,19 @@ impl SegmentCollector for SegmentStats {
         }
         if let Some(column) = &self.group {
             let dense = self.dense.iter().enumerate().filter(|(_, n)| **n > 0).map(|(ord, n)| (ord as u64, *n));
-            for (ord, n) in dense.chain(self.sparse) {
-                let mut key = String::new();
-                if column.ord_to_str(ord, &mut key).unwrap_or(false) {
-                    *self.counts.groups.entry(key).or_default() += n;
+            let mut counted: Vec<(u64, u64)> = dense.chain(self.sparse).collect();
+            counted.sort_unstable();
+            let ords: Vec<u64> = counted.iter().map(|(ord, _)| *ord).collect();
+            // One pass over the dictionary for every counted term: looking ordinals up one by
+            // one decodes a dictionary block each (a stats request grouped by actor over a
+            // large tenant spent a second there).
+            let mut counts = counted.iter().map(|(_, n)| *n);
+            let groups = &mut self.counts.groups;
+            let _complete = column.dictionary().sorted_ords_to_term_cb(&ords, |bytes| {
+                if let (Some(n), Ok(key)) = (counts.next(), std::str::from_utf8(bytes)) {
+                    *groups.entry(key.to_owned()).or_default() += n;
                 }
-            }
+            });
         }
         self.counts
     }
