@@ -11,10 +11,10 @@
 
 use std::collections::HashMap;
 
-use auditlog_schemas::{AuditEvent, FieldError, IngestContext, Rejection, SchemaError, validate_event};
+use auditlog_schemas::validate::{Accepted, JsonRejection, validate_json};
+use auditlog_schemas::{AuditEvent, FieldError, IngestContext, Rejection, SchemaError};
 use auditlog_seams::{LogError, OutgoingRecord};
 use futures::future::join_all;
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::idempotency::FirstAnswer;
@@ -22,8 +22,17 @@ use crate::metrics;
 use crate::problem::GatewayError;
 use crate::state::GatewayState;
 
-/// One event as read from a request: its JSON, or why it could not be read.
-pub(crate) type ParsedItem = Result<Value, FieldError>;
+/// One event as read from a request: its JSON text, or why it could not be read.
+pub(crate) type ParsedItem<'a> = Result<&'a [u8], FieldError>;
+
+/// What text that is not JSON means for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Malformed {
+    /// The whole request is malformed (a single event, an item of a JSON array): 400.
+    FailsRequest,
+    /// Only this item is (a line of NDJSON): the item is rejected.
+    RejectsItem,
+}
 
 /// What happened to one event of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +66,8 @@ enum Plan {
 pub(crate) async fn ingest(
     state: &GatewayState,
     tenant: &str,
-    items: Vec<ParsedItem>,
+    items: Vec<ParsedItem<'_>>,
+    malformed: Malformed,
     received_at: OffsetDateTime,
 ) -> Result<Vec<ItemOutcome>, GatewayError> {
     let ctx = IngestContext { tenant_id: tenant, received_at };
@@ -67,25 +77,33 @@ pub(crate) async fn ingest(
     let mut first_index_of: HashMap<String, usize> = HashMap::new();
     let (mut rejected, mut deduplicated) = (0, 0);
     for (index, item) in items.into_iter().enumerate() {
-        let value = match item {
-            Ok(value) => value,
+        let validated = match item {
+            Ok(json) => validate_json(json, &ctx),
             Err(error) => {
                 rejected += 1;
                 plans.push(Plan::Done(ItemOutcome::Rejected(vec![error])));
                 continue;
             }
         };
-        let producer_id = value.get("id").is_some_and(|v| !v.is_null());
-        let event = match validate_event(value, &ctx) {
-            Ok(event) => event,
-            Err(Rejection::Invalid(errors)) => {
+        let Accepted { event, producer_id } = match validated {
+            Ok(accepted) => accepted,
+            Err(JsonRejection::Event(Rejection::Invalid(errors))) => {
                 rejected += 1;
                 plans.push(Plan::Done(ItemOutcome::Rejected(errors)));
                 continue;
             }
-            Err(Rejection::TenantMismatch) => {
+            Err(JsonRejection::Event(Rejection::TenantMismatch)) => {
                 metrics::events_rejected("tenant_mismatch", count);
                 return Err(GatewayError::TenantMismatch);
+            }
+            Err(JsonRejection::Malformed(err)) if malformed == Malformed::FailsRequest => {
+                return Err(GatewayError::MalformedJson(err.to_string()));
+            }
+            Err(JsonRejection::Malformed(err)) => {
+                rejected += 1;
+                let error = FieldError { field: String::new(), message: format!("malformed json: {err}") };
+                plans.push(Plan::Done(ItemOutcome::Rejected(vec![error])));
+                continue;
             }
         };
         if producer_id {

@@ -9,11 +9,12 @@ use axum::response::{IntoResponse, Response};
 use auditlog_schemas::FieldError;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::auth::Writer;
-use crate::ingest::{ItemOutcome, ParsedItem, ingest};
+use crate::ingest::{ItemOutcome, Malformed, ParsedItem, ingest};
 use crate::metrics;
 use crate::problem::GatewayError;
 use crate::state::GatewayState;
@@ -86,9 +87,8 @@ pub async fn post_event(
     require_media_type(&headers, &[JSON], JSON)?;
     rate_limit(&state, &writer.tenant_id, 1)?;
     let bytes = read_body(body, state.config().limits.event_body_max_bytes).await?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| GatewayError::MalformedJson(e.to_string()))?;
     let received_at = receive_time();
-    let outcome = ingest(&state, &writer.tenant_id, vec![Ok(value)], received_at).await?.pop();
+    let outcome = ingest(&state, &writer.tenant_id, vec![Ok(&bytes)], Malformed::FailsRequest, received_at).await?.pop();
     match outcome {
         Some(ItemOutcome::Accepted(first)) => {
             let body = AcceptedEvent { id: first.id, received_at: first.received_at };
@@ -120,7 +120,11 @@ pub async fn post_batch(
 ) -> Result<Response, GatewayError> {
     let media = require_media_type(&headers, &[JSON, NDJSON], "application/json or application/x-ndjson")?;
     let bytes = read_body(body, state.config().limits.batch_body_max_bytes).await?;
-    let items = if media == NDJSON { parse_ndjson(&bytes) } else { parse_array(&bytes)? };
+    let (items, malformed) = if media == NDJSON {
+        (parse_ndjson(&bytes), Malformed::RejectsItem)
+    } else {
+        (parse_array(&bytes)?, Malformed::FailsRequest)
+    };
     let max = state.config().limits.batch_max_events;
     if items.is_empty() {
         return Err(GatewayError::field("batch", "must contain at least one event"));
@@ -131,7 +135,7 @@ pub async fn post_batch(
     metrics::batch_size(items.len());
     rate_limit(&state, &writer.tenant_id, items.len())?;
     let received_at = receive_time();
-    let outcomes = ingest(&state, &writer.tenant_id, items, received_at).await?;
+    let outcomes = ingest(&state, &writer.tenant_id, items, malformed, received_at).await?;
     let results: Vec<BatchItem> = outcomes
         .into_iter()
         .enumerate()
@@ -184,22 +188,23 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
     }
 }
 
-fn parse_array(bytes: &[u8]) -> Result<Vec<ParsedItem>, GatewayError> {
-    match serde_json::from_slice(bytes).map_err(|e| GatewayError::MalformedJson(e.to_string()))? {
-        serde_json::Value::Array(items) => Ok(items.into_iter().map(Ok).collect()),
-        _ => Err(GatewayError::field("batch", "must be a JSON array of events")),
+/// The items of a JSON array, each as its text: the array's syntax is checked here, each
+/// item is parsed by the pipeline.
+fn parse_array(bytes: &[u8]) -> Result<Vec<ParsedItem<'_>>, GatewayError> {
+    match serde_json::from_slice::<Vec<&RawValue>>(bytes) {
+        Ok(items) => Ok(items.into_iter().map(|item| Ok(item.get().as_bytes())).collect()),
+        // Not an array of JSON values: tell JSON that is not an array from text that is not JSON.
+        Err(_) => match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Ok(_) => Err(GatewayError::field("batch", "must be a JSON array of events")),
+            Err(e) => Err(GatewayError::MalformedJson(e.to_string())),
+        },
     }
 }
 
-/// One item per non-blank line; a line that is not JSON is a rejected item, not a failed batch.
-fn parse_ndjson(bytes: &[u8]) -> Vec<ParsedItem> {
-    bytes
-        .split(|b| *b == b'\n')
-        .filter(|line| !line.trim_ascii().is_empty())
-        .map(|line| {
-            serde_json::from_slice(line).map_err(|e| FieldError { field: String::new(), message: format!("malformed json: {e}") })
-        })
-        .collect()
+/// One item per non-blank line; a line that is not JSON is a rejected item, not a failed
+/// batch (the pipeline parses each line).
+fn parse_ndjson(bytes: &[u8]) -> Vec<ParsedItem<'_>> {
+    bytes.split(|b| *b == b'\n').filter(|line| !line.trim_ascii().is_empty()).map(Ok).collect()
 }
 
 #[cfg(test)]
@@ -207,10 +212,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ndjson_skips_blank_lines_and_keeps_bad_ones_as_items() {
+    fn ndjson_skips_blank_lines_and_keeps_every_other_line_as_an_item() {
         let items = parse_ndjson(b"{\"a\":1}\r\n\n  \nnot json\n{\"b\":2}");
-        assert_eq!(items.len(), 3);
-        assert!(items[0].is_ok() && items[1].is_err() && items[2].is_ok());
+        let lines: Vec<&[u8]> = items.into_iter().map(|item| item.expect("a line")).collect();
+        assert_eq!(lines, [&b"{\"a\":1}\r"[..], b"not json", b"{\"b\":2}"]);
+    }
+
+    #[test]
+    fn an_array_is_split_into_items_and_anything_else_refused() {
+        let items = parse_array(br#"[{"a": [1, {"b": "]"}]}, 2 , "x"]"#).expect("an array");
+        let texts: Vec<&[u8]> = items.into_iter().map(|item| item.expect("an item")).collect();
+        assert_eq!(texts, [&br#"{"a": [1, {"b": "]"}]}"#[..], b"2", br#""x""#]);
+        assert!(matches!(parse_array(br#"{"action": "a"}"#), Err(GatewayError::Validation(_))), "an object is not a batch");
+        assert!(matches!(parse_array(b"[{"), Err(GatewayError::MalformedJson(_))));
+        assert!(matches!(parse_array(b"[1] 2"), Err(GatewayError::MalformedJson(_))));
     }
 
     #[test]

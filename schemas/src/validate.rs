@@ -3,6 +3,11 @@
 //!
 //! Validation walks the JSON value by hand instead of deserializing with serde, because serde
 //! stops at the first problem and a producer deserves to hear about all of them at once.
+//! [`validate_json`] first tries the fast path of [`fast`], which deserializes a valid event
+//! straight from its text; whatever that path cannot accept gets the walk, so every answer,
+//! accepted event or list of problems, is the walk's.
+
+mod fast;
 
 use std::net::IpAddr;
 
@@ -76,6 +81,37 @@ pub struct IngestContext<'a> {
 /// the gateway's answer, the log and both views carry the same instant.
 fn to_micros_precision(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000).unwrap_or(t)
+}
+
+/// Why JSON text is not an acceptable event.
+#[derive(Debug)]
+pub enum JsonRejection {
+    /// The text is not JSON.
+    Malformed(serde_json::Error),
+    /// The text is JSON but not a valid event.
+    Event(Rejection),
+}
+
+/// An event accepted from its JSON text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    /// The validated, completed event.
+    pub event: AuditEvent,
+    /// Whether the producer chose its id (the idempotency key of retries).
+    pub producer_id: bool,
+}
+
+/// Validates one event given as JSON text, as the gateway receives it. A valid event is
+/// deserialized straight into its fields and checked ([`fast`]); anything else is parsed into
+/// a JSON value and walked by [`validate_event`], which names every problem. The answer is
+/// the same either way: the fast path only ever accepts what the walk accepts.
+pub fn validate_json(json: &[u8], ctx: &IngestContext<'_>) -> Result<Accepted, JsonRejection> {
+    if let Some(accepted) = fast::accept(json, ctx) {
+        return Ok(accepted);
+    }
+    let value: Value = serde_json::from_slice(json).map_err(JsonRejection::Malformed)?;
+    let producer_id = value.get("id").is_some_and(|v| !v.is_null());
+    validate_event(value, ctx).map(|event| Accepted { event, producer_id }).map_err(JsonRejection::Event)
 }
 
 /// Validates one event as sent by a producer and completes it (id, defaults, timestamps).
@@ -231,6 +267,24 @@ fn context(mut obj: Map<String, Value>, errors: &mut Vec<FieldError>) -> Context
     }
 }
 
+/// What is wrong with a string field holding `s`, if anything: at least `min` and at most
+/// `max` characters, each one `allowed`.
+fn text_problem(s: &str, min: usize, max: usize, allowed: Option<fn(char) -> bool>, charset: &str) -> Option<String> {
+    let chars = s.chars().count();
+    if chars < min {
+        return Some(if min == 1 { "must not be empty".to_owned() } else { format!("must be at least {min} characters") });
+    }
+    if chars > max {
+        return Some(format!("must be at most {max} characters"));
+    }
+    if let Some(allowed) = allowed
+        && !s.chars().all(allowed)
+    {
+        return Some(format!("may only contain {charset}"));
+    }
+    None
+}
+
 fn is_id_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')
 }
@@ -317,22 +371,13 @@ impl<'a, 'e> Fields<'a, 'e> {
             self.error(name, "must be a string");
             return None;
         };
-        let chars = s.chars().count();
-        if chars < min {
-            self.error(name, if min == 1 { "must not be empty".to_owned() } else { format!("must be at least {min} characters") });
-            return None;
+        match text_problem(&s, min, max, allowed, charset) {
+            Some(problem) => {
+                self.error(name, problem);
+                None
+            }
+            None => Some(s),
         }
-        if chars > max {
-            self.error(name, format!("must be at most {max} characters"));
-            return None;
-        }
-        if let Some(allowed) = allowed
-            && !s.chars().all(allowed)
-        {
-            self.error(name, format!("may only contain {charset}"));
-            return None;
-        }
-        Some(s)
     }
 
     fn required_string(&mut self, name: &str, max: usize, allowed: Option<fn(char) -> bool>, charset: &str) -> Option<String> {
