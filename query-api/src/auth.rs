@@ -61,7 +61,7 @@ impl Caller {
         if own || self.0.has(Role::PlatformAdmin) {
             Ok(())
         } else {
-            Err(QueryError::Forbidden("managing api keys needs the tenant_admin role of that tenant".into()))
+            Err(QueryError::Forbidden("this needs the tenant_admin role of that tenant, or platform_admin".into()))
         }
     }
 }

@@ -43,6 +43,9 @@ pub enum QueryError {
     /// An admin request body is not JSON.
     #[error("request body is not valid json: {0}")]
     MalformedJson(String),
+    /// An admin request body is not declared `application/json`.
+    #[error("request body must be application/json, not {0}")]
+    UnsupportedMediaType(String),
     /// An admin request body breaks the contract; each field is named.
     #[error("request is invalid")]
     Validation(Vec<FieldProblem>),
@@ -92,6 +95,7 @@ impl QueryError {
         match self {
             E::InvalidParameter(_) => (StatusCode::BAD_REQUEST, "invalid-parameter", "Invalid parameter"),
             E::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON"),
+            E::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type"),
             E::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Validation failed"),
             E::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication required"),
             E::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),

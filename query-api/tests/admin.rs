@@ -7,9 +7,13 @@
 mod common;
 
 use auditlog_api_common::auth::Role;
+use auditlog_query_api::router;
+use axum::body::Body;
+use axum::http::Request;
 use common::*;
 use futures::StreamExt;
 use serde_json::json;
+use tower::ServiceExt;
 
 #[tokio::test]
 async fn every_admin_endpoint_checks_roles() {
@@ -19,19 +23,32 @@ async fn every_admin_endpoint_checks_roles() {
         api.tenants.upsert_tenant(auditlog_tenant_registry::TenantSettings::new(tenant.clone()));
     }
     let a_admin = token(Some(&a), &[Role::TenantAdmin]);
+    let b_admin = token(Some(&b), &[Role::TenantAdmin]);
     let a_reader = reader(&a);
-    let tenant_routes = [
-        ("POST", "/v1/tenants".to_owned(), Some(json!({"id": unique("x")}))),
-        ("GET", "/v1/tenants".to_owned(), None),
-        ("GET", format!("/v1/tenants/{a}"), None),
-        ("PATCH", format!("/v1/tenants/{a}"), Some(json!({"retention_days": 30}))),
-    ];
-    for (method, uri, body) in &tenant_routes {
+    let platform_routes = [("POST", "/v1/tenants".to_owned(), Some(json!({"id": unique("x")}))), ("GET", "/v1/tenants".to_owned(), None)];
+    for (method, uri, body) in &platform_routes {
         for t in [&a_admin, &a_reader] {
             call(&api, method, uri, Some(t), body.clone()).await.assert_problem(403, None);
         }
         call(&api, method, uri, None, body.clone()).await.assert_problem(401, None);
     }
+    let tenant_routes = [("GET", format!("/v1/tenants/{a}"), None), ("PATCH", format!("/v1/tenants/{a}"), Some(json!({"retention_days": 30})))];
+    for (method, uri, body) in &tenant_routes {
+        for t in [&b_admin, &a_reader] {
+            call(&api, method, uri, Some(t), body.clone()).await.assert_problem(403, None);
+        }
+        call(&api, method, uri, None, body.clone()).await.assert_problem(401, None);
+    }
+    // A tenant admin reads its tenant's settings and sets its retention, and nothing else.
+    let own = call(&api, "GET", &format!("/v1/tenants/{a}"), Some(&a_admin), None).await;
+    assert_eq!(own.status.as_u16(), 200, "{}", String::from_utf8_lossy(&own.body));
+    let patched = call(&api, "PATCH", &format!("/v1/tenants/{a}"), Some(&a_admin), Some(json!({"retention_days": 30}))).await;
+    assert_eq!(patched.json()["retention_days"], 30, "{}", String::from_utf8_lossy(&patched.body));
+    for platform_only in [json!({"rate_limit_per_sec": 5}), json!({"retention_days": 10, "dedicated_topic": true}), json!({"name": "A"})] {
+        call(&api, "PATCH", &format!("/v1/tenants/{a}"), Some(&a_admin), Some(platform_only)).await.assert_problem(403, None);
+    }
+    let kept = auditlog_tenant_registry::TenantRegistry::tenant(api.tenants.as_ref(), &a).expect("tenant a");
+    assert_eq!((kept.retention_days, kept.rate_limit_per_sec, kept.dedicated_topic), (30, None, false), "refused patches changed nothing");
     let key_routes = [
         ("POST", format!("/v1/tenants/{b}/api-keys"), Some(json!({"name": "k", "roles": ["reader"]}))),
         ("GET", format!("/v1/tenants/{b}/api-keys"), None),
@@ -65,6 +82,18 @@ async fn tenants_are_created_read_patched_and_audited() {
     assert_eq!(patched.json()["retention_days"], 30);
     assert_eq!(auditlog_tenant_registry::TenantRegistry::tenant(api.tenants.as_ref(), &id).map(|t| t.rate_limit_per_sec), Some(Some(50)), "the registry has the change");
     call(&api, "PATCH", &format!("/v1/tenants/{id}"), Some(&admin()), Some(json!({"retention_days": 0}))).await.assert_problem(422, Some("retention_days"));
+    for bad in [json!(-1), json!("x"), json!(1.5)] {
+        let body = json!({"id": unique("x"), "retention_days": bad});
+        call(&api, "POST", "/v1/tenants", Some(&admin()), Some(body)).await.assert_problem(422, Some("retention_days"));
+    }
+    call(&api, "PATCH", &format!("/v1/tenants/{id}"), Some(&admin()), Some(json!({"rate_limit_per_sec": "fast"}))).await.assert_problem(422, Some("rate_limit_per_sec"));
+    call(&api, "POST", &format!("/v1/tenants/{id}/api-keys"), Some(&admin()), Some(json!({"name": "k", "roles": "reader"}))).await.assert_problem(422, Some("roles"));
+    call(&api, "POST", &format!("/v1/tenants/{id}/api-keys"), Some(&admin()), Some(json!({"roles": ["reader"]}))).await.assert_problem(422, Some("name"));
+    call(&api, "POST", "/v1/tenants", Some(&admin()), Some(json!({"id": "x", "colour": "red"}))).await.assert_problem(422, Some("colour"));
+    let plain = Request::builder().method("PATCH").uri(format!("/v1/tenants/{id}")).header("authorization", format!("Bearer {}", admin()));
+    let plain = plain.header("content-type", "text/plain").body(Body::from(r#"{"retention_days": 7}"#)).expect("request");
+    let answer = router(api.state.clone()).oneshot(plain).await.expect("infallible");
+    assert_eq!(answer.status().as_u16(), 415, "an admin body must be declared application/json");
     call(&api, "GET", "/v1/tenants/nope-nope", Some(&admin()), None).await.assert_problem(404, None);
     let listed = call(&api, "GET", "/v1/tenants", Some(&admin()), None).await.json();
     assert!(listed["tenants"].as_array().expect("tenants").iter().any(|t| t["id"] == id.as_str()));

@@ -1,12 +1,13 @@
 //! Administration on the shared tenant registry (the gateway's), each change recorded as an
-//! audit event of tenant `system`: tenants (`platform_admin`) and a tenant's API keys (its
-//! `tenant_admin`, or a platform admin).
+//! audit event of tenant `system`: tenants (`platform_admin`; a tenant's own `tenant_admin`
+//! reads its settings and sets its retention) and a tenant's API keys (its `tenant_admin`, or
+//! a platform admin).
 
 use auditlog_tenant_registry::{ApiKeyRecord, IssuedKey, Role, TenantPatch, TenantSettings};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -67,11 +68,27 @@ pub struct ApiKeyList {
     pub api_keys: Vec<ApiKeyRecord>,
 }
 
-fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, QueryError> {
+/// The JSON body of an admin request: 415 unless declared `application/json`, 400 when not
+/// JSON, 422 naming the field (its path, e.g. `retention_days`) when it does not fit `T`.
+fn parse_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, QueryError> {
+    let declared = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("none");
+    let essence = declared.split(';').next().unwrap_or_default().trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(QueryError::UnsupportedMediaType(declared.to_owned()));
+    }
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| QueryError::MalformedJson(e.to_string()))?;
-    serde_json::from_value(value).map_err(|e| {
-        let message = e.to_string();
-        let field = message.split('`').nth(1).filter(|_| message.contains("field")).unwrap_or("body").to_owned();
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        // The path names the offending field, an unknown one included; a missing field is an
+        // error of the object that lacks it, so its name is added.
+        let missing = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
+        let field = match (path.as_str(), missing) {
+            (".", Some(name)) => name.to_owned(),
+            (".", None) => "body".to_owned(),
+            (path, Some(name)) => format!("{path}.{name}"),
+            (path, None) => path.to_owned(),
+        };
         QueryError::Validation(vec![FieldProblem { field, message }])
     })
 }
@@ -95,9 +112,9 @@ async fn recorded(state: &QueryState, name: &'static str, action: AdminAction<'_
 /// `POST /v1/tenants`.
 #[utoipa::path(post, path = "/v1/tenants", tag = "admin", request_body = NewTenant,
     responses((status = 201, body = Object), (status = 403), (status = 409), (status = 422)), security(("bearer" = [])))]
-pub async fn create_tenant(State(state): State<QueryState>, caller: Caller, body: Bytes) -> Result<Response, QueryError> {
+pub async fn create_tenant(State(state): State<QueryState>, caller: Caller, headers: HeaderMap, body: Bytes) -> Result<Response, QueryError> {
     caller.require_platform_admin()?;
-    let new: NewTenant = parse_body(&body)?;
+    let new: NewTenant = parse_body(&headers, &body)?;
     let mut settings = TenantSettings::new(new.id);
     if let Some(name) = new.name {
         settings.name = name;
@@ -131,16 +148,30 @@ pub async fn list_tenants(State(state): State<QueryState>, caller: Caller) -> Re
 #[utoipa::path(get, path = "/v1/tenants/{id}", tag = "admin", params(("id" = String, Path)),
     responses((status = 200, body = Object), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn get_tenant(State(state): State<QueryState>, caller: Caller, Path(id): Path<String>) -> Result<Json<TenantSettings>, QueryError> {
-    caller.require_platform_admin()?;
+    caller.require_tenant_admin(&id)?;
     state.backends().tenants.tenant(&id).map(Json).ok_or(QueryError::NotFound)
 }
 
 /// `PATCH /v1/tenants/{id}`.
 #[utoipa::path(patch, path = "/v1/tenants/{id}", tag = "admin", params(("id" = String, Path)), request_body = Object,
     responses((status = 200, body = Object), (status = 403), (status = 404), (status = 422)), security(("bearer" = [])))]
-pub async fn update_tenant(State(state): State<QueryState>, caller: Caller, Path(id): Path<String>, body: Bytes) -> Result<Json<TenantSettings>, QueryError> {
-    caller.require_platform_admin()?;
-    let patch: TenantPatch = parse_body(&body)?;
+pub async fn update_tenant(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<TenantSettings>, QueryError> {
+    caller.require_tenant_admin(&id)?;
+    let patch: TenantPatch = parse_body(&headers, &body)?;
+    if !caller.0.has(Role::PlatformAdmin) {
+        // A tenant admin sets its tenant's retention; name, rate limit and topic are the platform's.
+        let platform_only = [("name", patch.name.is_some()), ("rate_limit_per_sec", patch.rate_limit_per_sec.is_some()), ("dedicated_topic", patch.dedicated_topic.is_some())];
+        let named: Vec<&str> = platform_only.iter().filter(|(_, set)| *set).map(|(field, _)| *field).collect();
+        if !named.is_empty() {
+            return Err(QueryError::Forbidden(format!("changing {} needs the platform_admin role", named.join(", "))));
+        }
+    }
     let current = state.backends().tenants.tenant(&id).ok_or(QueryError::NotFound)?;
     patch.clone().apply(current).validate()?;
     if patch.dedicated_topic == Some(true) {
@@ -155,9 +186,15 @@ pub async fn update_tenant(State(state): State<QueryState>, caller: Caller, Path
 /// `POST /v1/tenants/{id}/api-keys`: 201 `{key_id, key}`, the secret shown this once.
 #[utoipa::path(post, path = "/v1/tenants/{id}/api-keys", tag = "admin", params(("id" = String, Path)), request_body = NewApiKey,
     responses((status = 201, description = "`{key_id, key}`"), (status = 403), (status = 404), (status = 422)), security(("bearer" = []), ("api_key" = [])))]
-pub async fn create_api_key(State(state): State<QueryState>, caller: Caller, Path(id): Path<String>, body: Bytes) -> Result<Response, QueryError> {
+pub async fn create_api_key(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, QueryError> {
     caller.require_tenant_admin(&id)?;
-    let new: NewApiKey = parse_body(&body)?;
+    let new: NewApiKey = parse_body(&headers, &body)?;
     let roles = new
         .roles
         .iter()
