@@ -7,13 +7,13 @@
 //! event is counted as skipped for that subscriber (never for another tenant's), and the
 //! client is told `skipped n` instead of memory growing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use auditlog_schemas::{AuditEvent, WireCodec};
-use auditlog_seams::{EventFilter, EventLog, LogRecord, LogTail};
+use auditlog_seams::{EventFilter, EventLog, LogPosition, LogRecord, LogTail};
 use auditlog_tenant_registry::TenantAdmin;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -26,6 +26,17 @@ use crate::reads::matches;
 const TOPIC_RECHECK: Duration = Duration::from_secs(30);
 /// Pause before reopening a tail that failed.
 const REOPEN_BACKOFF: Duration = Duration::from_secs(1);
+/// Log positions of the most recent events delivered, kept so that a client resuming after
+/// one of them (SSE `Last-Event-ID`) is resumed from the log even before the event store has
+/// that event.
+const RECENT_POSITIONS: usize = 100_000;
+
+/// Where recently delivered events are in the log, by `(tenant, id)`; oldest evicted first.
+#[derive(Default)]
+struct Recent {
+    positions: HashMap<(String, String), LogPosition>,
+    order: VecDeque<(String, String)>,
+}
 
 struct Subscriber {
     id: u64,
@@ -44,6 +55,7 @@ struct HubInner {
     shared_topic: String,
     buffer: usize,
     subscribers: Subscribers,
+    recent: Mutex<Recent>,
     next_id: AtomicU64,
     /// The tail task; started by the first subscriber or by `run`.
     task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
@@ -70,6 +82,7 @@ impl LiveHub {
             shared_topic: config.topic(),
             buffer: config.limits.stream_buffer,
             subscribers: Mutex::default(),
+            recent: Mutex::default(),
             next_id: AtomicU64::new(0),
             task: tokio::sync::Mutex::new(None),
         }))
@@ -96,6 +109,12 @@ impl LiveHub {
         }
         // Dropping the senders ends each feed; the subscriptions' own drops find nothing.
         self.0.subscribers.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+
+    /// Where event `id` of `tenant` is in the log, if the hub delivered it recently.
+    pub fn position_of(&self, tenant: &str, id: &str) -> Option<LogPosition> {
+        let recent = self.0.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        recent.positions.get(&(tenant.to_owned(), id.to_owned())).cloned()
     }
 
     /// A feed of the events passing `filter` (of `filter.tenant_id` only).
@@ -134,7 +153,7 @@ impl HubInner {
                 record = tail.next() => match record {
                     Ok(record) if !self.watched(&record) => {}
                     Ok(record) => match self.codec.decode(&record.payload).await {
-                        Ok(event) => self.dispatch(Arc::new(event)),
+                        Ok(event) => self.dispatch(Arc::new(event), record.position),
                         Err(err) => tracing::warn!(topic = %record.position.topic, offset = record.position.offset, error = %err, "live tail skipped an undecodable record"),
                     },
                     Err(err) => {
@@ -177,13 +196,29 @@ impl HubInner {
         tenant.is_none_or(|t| subscribers.contains_key(t))
     }
 
-    fn dispatch(&self, event: Arc<AuditEvent>) {
+    fn dispatch(&self, event: Arc<AuditEvent>, position: LogPosition) {
+        self.remember(&event, position);
         let subscribers = self.subscribers.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(list) = subscribers.get(&event.tenant_id) else { return };
         for subscriber in list.iter().filter(|s| matches(&event, &s.filter)) {
             if let Err(mpsc::error::TrySendError::Full(_)) = subscriber.tx.try_send(Arc::clone(&event)) {
                 subscriber.skipped.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::live_skipped(1);
+            }
+        }
+    }
+}
+
+impl HubInner {
+    fn remember(&self, event: &AuditEvent, position: LogPosition) {
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (event.tenant_id.clone(), event.id.clone());
+        if recent.positions.insert(key.clone(), position).is_none() {
+            recent.order.push_back(key);
+        }
+        while recent.order.len() > RECENT_POSITIONS {
+            if let Some(oldest) = recent.order.pop_front() {
+                recent.positions.remove(&oldest);
             }
         }
     }

@@ -8,6 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use auditlog_schemas::AuditEvent;
+use auditlog_seams::{EventStore, StoredEvent};
 use common::*;
 use futures::StreamExt;
 use serde_json::Value;
@@ -150,19 +151,47 @@ async fn sse_tail_gets_new_events_and_resumes_after_last_event_id() {
     next_sse(&mut body, &mut buffer, "heartbeat").await;
     drop(body);
 
-    // Resume: the store has the last seen event and two newer ones.
-    let mut history: Vec<AuditEvent> = (1..4).map(|i| event(&tenant, i)).collect();
-    let now = time::OffsetDateTime::now_utc();
-    for (i, e) in history.iter_mut().enumerate() {
-        e.occurred_at = now - time::Duration::seconds(30 - i as i64 * 10);
+    // Resume: three events reached the log while the client was away, in an order their
+    // occurred_at does not follow (an hour back, now, a minute ahead): they come in log order.
+    let mut missed: Vec<AuditEvent> = (1..4).map(|i| event(&tenant, i)).collect();
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).expect("valid");
+    for (e, at) in missed.iter_mut().zip([now - time::Duration::hours(1), now, now + time::Duration::minutes(1)]) {
+        (e.occurred_at, e.received_at) = (at, now);
     }
-    seed(&api, &history).await;
-    let response = within(10, "sse reconnect", open(Some(history[0].id.clone()))).await.expect("connects");
+    for e in &missed {
+        append(&api, e).await;
+    }
+    let response = within(10, "sse reconnect", open(Some(live.id.clone()))).await.expect("connects");
+    let mut body = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut resumed = Vec::new();
+    for _ in 0..3 {
+        resumed.push(next_sse(&mut body, &mut buffer, "audit").await.0.expect("an id"));
+    }
+    let want: Vec<String> = missed.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(resumed, want, "every missed event, in log order, after the last seen");
+    let after = event(&tenant, 4);
+    append(&api, &after).await;
+    let (next, _) = next_sse(&mut body, &mut buffer, "audit").await;
+    assert_eq!(next.as_deref(), Some(after.id.as_str()), "then live, nothing twice");
+    drop(body);
+
+    // A resume from an event the hub never delivered (its tenant was unwatched): its position
+    // comes from the event store.
+    let quiet = unique("sse");
+    let open_quiet = |last: String| {
+        client.get(format!("{base}/v1/events/stream")).bearer_auth(reader(&quiet)).header("accept", "text/event-stream").header("last-event-id", last).send()
+    };
+    let seen = event(&quiet, 0);
+    let position = api.log.append(record_of(&api, &seen).await).await.expect("append");
+    api.store.upsert(&[StoredEvent { event: seen.clone(), position }]).await.expect("store upsert");
+    let later = event(&quiet, 1);
+    append(&api, &later).await;
+    let response = within(10, "sse resume from the store", open_quiet(seen.id.clone())).await.expect("connects");
     let mut body = response.bytes_stream();
     let mut buffer = String::new();
     let (first, _) = next_sse(&mut body, &mut buffer, "audit").await;
-    let (second, _) = next_sse(&mut body, &mut buffer, "audit").await;
-    assert_eq!((first.as_deref(), second.as_deref()), (Some(history[1].id.as_str()), Some(history[2].id.as_str())), "replayed oldest first, after the last seen");
+    assert_eq!(first.as_deref(), Some(later.id.as_str()), "resumed after the stored event's log position");
 }
 
 #[tokio::test]

@@ -74,6 +74,12 @@ async fn tail_starts_at_the_end() {
 }
 
 #[tokio::test]
+async fn tail_from_a_position() {
+    let (_dir, log, topic) = log_with_topic(3).await;
+    scenarios::event_log::tail_from_a_position(log, &topic).await;
+}
+
+#[tokio::test]
 async fn append_to_missing_topic_fails() {
     let (_dir, log, _) = log_with_topic(1).await;
     scenarios::event_log::append_to_missing_topic_fails(log).await;

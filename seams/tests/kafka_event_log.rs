@@ -44,6 +44,11 @@ async fn tail_starts_at_the_end() {
 }
 
 #[tokio::test]
+async fn tail_from_a_position() {
+    scenarios::event_log::tail_from_a_position(log(), &fresh_topic(3).await).await;
+}
+
+#[tokio::test]
 async fn append_to_missing_topic_fails() {
     scenarios::event_log::append_to_missing_topic_fails(log()).await;
 }

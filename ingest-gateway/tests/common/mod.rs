@@ -71,6 +71,9 @@ impl EventLog for CountingLog {
     async fn tail(&self, topics: &[String]) -> Result<Box<dyn LogTail>, LogError> {
         self.inner.tail(topics).await
     }
+    async fn tail_from(&self, from: &LogPosition) -> Result<Box<dyn LogTail>, LogError> {
+        self.inner.tail_from(from).await
+    }
     async fn check_ready(&self) -> Result<(), LogError> {
         self.inner.check_ready().await
     }

@@ -4,14 +4,15 @@
 //! WebSocket text frames: `{"type":"event","event":{...}}`, `{"type":"skipped","count":n}`,
 //! `{"type":"heartbeat"}`. SSE: `event: audit` with `id:` the event id, `event: skipped`
 //! with `{"count":n}`, `event: heartbeat` every heartbeat interval; `Last-Event-ID` replays
-//! the events after that one from the event store before going live.
+//! the events after that one, in log order (the order of the live feed, whatever their
+//! `occurred_at`), read from the log before going live.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use auditlog_schemas::AuditEvent;
-use auditlog_seams::{EventFilter, PageRequest};
+use auditlog_seams::{EventFilter, LogError, LogPosition, TopicSelector};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, RawQuery, Request, State};
 use axum::http::{HeaderMap, header};
@@ -30,8 +31,10 @@ use crate::{reads, retention};
 
 /// Most events replayed after a `Last-Event-ID`; older ones are reported as skipped.
 pub const REPLAY_MAX: usize = 1_000;
-/// Most pages read while replaying.
-const REPLAY_MAX_PAGES: usize = 20;
+/// Most log records read while replaying (other tenants' included), and for how long: a
+/// replay cut short reports every record it did not read as skipped (an upper bound).
+const REPLAY_SCAN_MAX: u64 = 200_000;
+const REPLAY_TIME: Duration = Duration::from_secs(5);
 
 /// `GET /v1/events/stream`.
 #[utoipa::path(get, path = "/v1/events/stream", tag = "events",
@@ -80,37 +83,61 @@ fn wants_sse(headers: &HeaderMap) -> bool {
     headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|v| v.to_ascii_lowercase().contains("text/event-stream"))
 }
 
-/// Events after `last_id` (oldest first, at most [`REPLAY_MAX`]) and how many older ones
-/// were left out. An unknown id replays nothing.
+/// Events after `last_id` in log order, oldest first: at most [`REPLAY_MAX`] (the newest),
+/// and how many were left out. Where `last_id` is in the log comes from the live hub (which
+/// delivered it) or from the event store; an id found in neither replays nothing. The
+/// partition is read up to its end as of now; the subscription, opened before, delivers what
+/// comes after, and the feed drops what both deliver.
 async fn replay_after(state: &QueryState, mut filter: EventFilter, last_id: &str) -> Result<(u64, Vec<Arc<AuditEvent>>), QueryError> {
-    let Some(last) = state.backends().store.get(&filter.tenant_id, last_id).await? else {
-        return Ok((0, Vec::new()));
+    let tenant = filter.tenant_id.clone();
+    let last = match state.live().position_of(&tenant, last_id) {
+        Some(position) => position,
+        None => match state.backends().store.get(&tenant, last_id).await? {
+            Some(stored) => stored.position,
+            None => return Ok((0, Vec::new())),
+        },
     };
-    let last = last.event;
-    if filter.from.is_none_or(|f| f < last.occurred_at) {
-        filter.from = Some(last.occurred_at);
+    let log = &state.backends().log;
+    let marks = match log.watermarks(&TopicSelector::Topics(vec![last.topic.clone()])).await {
+        Ok(marks) => marks,
+        Err(LogError::Rejected(_)) => return Ok((0, Vec::new())), // the topic is gone
+        Err(err) => return Err(err.into()),
+    };
+    let Some(end) = marks.iter().find(|w| w.partition == last.partition).map(|w| w.high) else { return Ok((0, Vec::new())) };
+    if last.offset + 1 >= end {
+        return Ok((0, Vec::new()));
     }
     retention::bound(state, &mut filter);
-    let backend = reads::choose(&filter);
-    let mut newest_first = Vec::new();
-    let mut skipped = 0u64;
-    let mut after = None;
-    for _ in 0..REPLAY_MAX_PAGES {
-        let page = reads::page(state, backend, &filter, &PageRequest { limit: 500, after }).await?;
-        for stored in page.events {
-            let e = stored.event;
-            if (e.occurred_at, e.id.as_str()) <= (last.occurred_at, last.id.as_str()) {
-                continue;
-            }
-            if newest_first.len() < REPLAY_MAX { newest_first.push(Arc::new(e)) } else { skipped += 1 }
-        }
-        after = page.next;
-        if after.is_none() {
+    let mut tail = log.tail_from(&LogPosition { offset: last.offset + 1, ..last }).await?;
+    let deadline = tokio::time::Instant::now() + REPLAY_TIME;
+    let (mut kept, mut skipped, mut scanned) = (VecDeque::new(), 0u64, 0u64);
+    let mut next = last.offset + 1;
+    while next < end {
+        if scanned == REPLAY_SCAN_MAX {
             break;
         }
+        let Ok(record) = tokio::time::timeout_at(deadline, tail.next()).await else { break };
+        let record = record?;
+        scanned += 1;
+        next = record.position.offset + 1;
+        let key = record.key.as_deref().or_else(|| record.header("tenant_id"));
+        if key.is_some_and(|t| t != tenant.as_bytes()) {
+            continue;
+        }
+        let Ok(event) = state.backends().codec.decode(&record.payload).await else { continue };
+        if event.tenant_id == tenant && reads::matches(&event, &filter) {
+            kept.push_back(Arc::new(event));
+            if kept.len() > REPLAY_MAX {
+                kept.pop_front();
+                skipped += 1;
+            }
+        }
     }
-    newest_first.reverse();
-    Ok((skipped, newest_first))
+    if next < end {
+        tracing::warn!(tenant = %tenant, unread = end - next, "live tail resume cut short; unread records reported as skipped");
+        skipped += u64::try_from(end - next).unwrap_or(0);
+    }
+    Ok((skipped, kept.into()))
 }
 
 fn event_frame(event: &AuditEvent) -> String {

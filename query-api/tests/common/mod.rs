@@ -146,11 +146,16 @@ pub async fn seed(api: &TestApi, events: &[AuditEvent]) {
     api.index.refresh().await.expect("refresh");
 }
 
-/// Appends `event` to the API's topic as a producer would.
-pub async fn append(api: &TestApi, event: &AuditEvent) {
+/// The record a producer appends for `event` to the API's topic.
+pub async fn record_of(api: &TestApi, event: &AuditEvent) -> OutgoingRecord {
     let topic = api.config.topic();
     let payload = api.codec.encode(&topic, event).await.expect("encode");
-    api.log.append(OutgoingRecord::for_event(&topic, event, payload)).await.expect("append");
+    OutgoingRecord::for_event(&topic, event, payload)
+}
+
+/// Appends `event` to the API's topic as a producer would.
+pub async fn append(api: &TestApi, event: &AuditEvent) {
+    api.log.append(record_of(api, event).await).await.expect("append");
 }
 
 pub struct Answer {

@@ -223,6 +223,15 @@ impl EventLog for KafkaEventLog {
         Ok(Box::new(KafkaTail { consumer }))
     }
 
+    async fn tail_from(&self, from: &LogPosition) -> Result<Box<dyn LogTail>, LogError> {
+        let group = format!("auditlog-tail-{}", uuid::Uuid::new_v4());
+        let consumer: StreamConsumer = self.config.consumer_config(&group, "earliest").create().map_err(config_error)?;
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(&from.topic, from.partition, Offset::Offset(from.offset)).map_err(classify)?;
+        consumer.assign(&assignment).map_err(classify)?;
+        Ok(Box::new(KafkaTail { consumer: Arc::new(consumer) }))
+    }
+
     async fn check_ready(&self) -> Result<(), LogError> {
         let producer = self.producer.clone();
         let timeout = self.config.request_timeout.min(Duration::from_secs(3));

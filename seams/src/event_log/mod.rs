@@ -143,6 +143,11 @@ pub trait EventLog: Send + Sync + 'static {
     /// Opens a reader positioned at the current end of every partition of `topics`.
     async fn tail(&self, topics: &[String]) -> Result<Box<dyn LogTail>, LogError>;
 
+    /// Opens a reader of the one partition of `from`, delivering its records in order from
+    /// offset `from.offset` on (from the oldest one kept, when that offset is gone): resuming
+    /// a live tail where a client left it.
+    async fn tail_from(&self, from: &LogPosition) -> Result<Box<dyn LogTail>, LogError>;
+
     /// Succeeds when the log can take writes now (readiness probes).
     async fn check_ready(&self) -> Result<(), LogError>;
 

@@ -99,6 +99,23 @@ pub async fn tail_starts_at_the_end(log: Arc<dyn EventLog>, topic: &str) {
     assert_eq!(got.position, position);
 }
 
+/// A tail from a position delivers that partition's records from there on, in order, then
+/// what is appended later.
+pub async fn tail_from_a_position(log: Arc<dyn EventLog>, topic: &str) {
+    let mut positions = Vec::new();
+    for i in 0..5 {
+        positions.push(log.append(record(topic, "tenant-r", i)).await.expect("append acknowledged"));
+    }
+    let mut tail = log.tail_from(&positions[2]).await.expect("tail opens");
+    for (i, position) in positions.iter().enumerate().skip(2) {
+        let got = within(30, "record from the position", tail.next()).await.expect("record read");
+        assert_eq!((&got.position, got.payload), (position, record(topic, "tenant-r", i).payload), "record {i}");
+    }
+    let later = log.append(record(topic, "tenant-r", 5)).await.expect("append acknowledged");
+    let got = within(30, "a record appended later", tail.next()).await.expect("record read");
+    assert_eq!(got.position, later);
+}
+
 /// Appending to a topic that does not exist fails instead of hanging or succeeding.
 pub async fn append_to_missing_topic_fails(log: Arc<dyn EventLog>) {
     let missing = crate::common::unique("missing");

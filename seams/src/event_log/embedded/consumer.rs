@@ -156,6 +156,18 @@ impl FileConsumer {
         Ok(Self { shared, group: None, selector: Selector::Fixed, assigned, buffer: VecDeque::new(), changes })
     }
 
+    /// A reader of the partition of `from`, from `from.offset` (or its oldest record) on.
+    pub(super) fn tail_from(shared: Arc<Shared>, from: &LogPosition) -> Result<Self, LogError> {
+        let changes = shared.changes.subscribe();
+        let partitions = shared.topic(&from.topic).ok_or_else(|| LogError::Rejected(format!("unknown topic {}", from.topic)))?;
+        let partition = partitions
+            .iter()
+            .find(|p| p.id == from.partition)
+            .ok_or_else(|| LogError::Rejected(format!("topic {} has no partition {}", from.topic, from.partition)))?;
+        let assigned = BTreeMap::from([((from.topic.clone(), from.partition), (Arc::clone(partition), from.offset.max(partition.start())))]);
+        Ok(Self { shared, group: None, selector: Selector::Fixed, assigned, buffer: VecDeque::new(), changes })
+    }
+
     /// Adds the partitions of topics that appeared since the last look.
     fn assign(&mut self) {
         let names = match &self.selector {

@@ -300,6 +300,10 @@ impl EventLog for FileEventLog {
         Ok(Box::new(FileConsumer::tail(Arc::clone(&self.shared), topics)?))
     }
 
+    async fn tail_from(&self, from: &LogPosition) -> Result<Box<dyn LogTail>, LogError> {
+        Ok(Box::new(FileConsumer::tail_from(Arc::clone(&self.shared), from)?))
+    }
+
     async fn check_ready(&self) -> Result<(), LogError> {
         match self.shared.failure() {
             Some(reason) => Err(LogError::Unavailable(reason)),
