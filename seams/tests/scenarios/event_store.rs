@@ -111,6 +111,23 @@ pub async fn list_pages_newest_first(store: &dyn EventStore) {
     for limit in [1, 4, 30, 1000] {
         assert_eq!(all_pages(store, &filter(&tenant), limit).await, want, "limit {limit}");
     }
+    // A cursor comes only when more events follow: 30 events in pages of 10 are three full
+    // pages, the last without a cursor; filtered (user-1: 8 events) in pages of 4, two.
+    let user_1 = EventFilter { actor_id: Some("user-1".into()), outcome: Some(Outcome::Failure), ..filter(&tenant) };
+    let failures_of_user_1 = expected(&events, |e| e.actor.id == "user-1" && e.outcome == Outcome::Failure).len();
+    for (f, limit, matching) in [(filter(&tenant), 10, 30), (filter(&tenant), 30, 30), (user_1, failures_of_user_1, failures_of_user_1)] {
+        let (mut after, mut pages) = (None, 0);
+        loop {
+            let page = store.list(&f, &PageRequest { limit, after }).await.expect("list succeeds");
+            assert_eq!(page.events.len(), limit, "every page is full");
+            pages += 1;
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(pages, matching / limit, "limit {limit}: no empty page after the last full one");
+    }
 }
 
 /// Which events a case expects.

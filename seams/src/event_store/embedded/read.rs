@@ -80,6 +80,9 @@ pub(super) fn list(tables: &Tables, filter: &EventFilter, page: &PageRequest) ->
     };
     let mut events = Vec::with_capacity(page.limit.min(64));
     let mut scanned = 0;
+    // Once the page is full, the scan looks for one more match: the cursor is only given
+    // when there is a next page (`next` is null on the last page, even a full one).
+    let mut full_at: Option<String> = None;
     for item in index.range::<Vec<u8>, _>((lower, upper)).rev() {
         let (key, value) = item.into_inner().map_err(super::unavailable)?;
         let Some(stored) = row_of(tables, tenant, &key, prefix.len(), &value)? else { continue };
@@ -88,13 +91,17 @@ pub(super) fn list(tables: &Tables, filter: &EventFilter, page: &PageRequest) ->
         // Rows past the upper time bound can only come from a cursor above it: skip them.
         let in_range = filter.to.is_none_or(|to| stored.event.occurred_at < to);
         if in_range && filter.matches_fields(&stored.event) {
+            if full_at.is_some() {
+                return Ok(Page { events, next: full_at });
+            }
             events.push(stored);
             if events.len() == page.limit {
-                return Ok(Page { events, next: Some(cursor(filter, us, &id)) });
+                full_at = Some(cursor(filter, us, &id));
             }
         }
         if scanned >= SCAN_LIMIT {
-            return Ok(Page { events, next: Some(cursor(filter, us, &id)) });
+            // Cut short: whether more follows is unknown, so a cursor is given.
+            return Ok(Page { events, next: Some(full_at.unwrap_or_else(|| cursor(filter, us, &id))) });
         }
     }
     Ok(Page { events, next: None })

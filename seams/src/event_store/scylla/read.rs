@@ -122,9 +122,13 @@ pub(super) async fn list(store: &ScyllaEventStore, filter: &EventFilter, page: &
     let mut events = Vec::with_capacity(page.limit);
     let mut scanned = 0;
     let filtered = residual(filter, &index);
+    // Once the page is full, the scan looks for one more match: the cursor is only given
+    // when there is a next page (`next` is null on the last page, even a full one).
+    let mut full_at: Option<String> = None;
     for day in days {
         loop {
-            let lacking = page.limit - events.len();
+            // One more than the page lacks: the match after a full page.
+            let lacking = page.limit + 1 - events.len();
             let want = if filtered { lacking.max(FILTERED_FETCH) } else { lacking }.min(MAX_PAGE);
             // `want` is at most MAX_PAGE, so the cast cannot truncate.
             let rows = fetch(store, &index, tenant, day, &below, want as i32).await?;
@@ -137,13 +141,17 @@ pub(super) async fn list(store: &ScyllaEventStore, filter: &EventFilter, page: &
                 let stored = stored_from_row(row)?;
                 scanned += 1;
                 if filter.matches_fields(&stored.event) {
+                    if full_at.is_some() {
+                        return Ok(Page { events, next: full_at });
+                    }
                     events.push(stored);
                     if events.len() == page.limit {
-                        return Ok(Page { events, next: Some(cursor(below.0, &below.1)) });
+                        full_at = Some(cursor(below.0, &below.1));
                     }
                 }
                 if scanned >= SCAN_LIMIT {
-                    return Ok(Page { events, next: Some(cursor(below.0, &below.1)) });
+                    // Cut short: whether more follows is unknown, so a cursor is given.
+                    return Ok(Page { events, next: Some(full_at.unwrap_or_else(|| cursor(below.0, &below.1))) });
                 }
             }
             if !full {
