@@ -1,18 +1,19 @@
 //! Key layout of the fjall event store. Every key starts with the length-prefixed tenant id,
 //! so a tenant's rows are one contiguous range and no id can reach into another's:
 //!
-//! - `events`:    `tenant | id` → row (the first write of an id wins)
-//! - `by_time`:   `tenant | time | id` → empty (a reference to `events`)
-//! - `by_actor`:  `tenant | actor_id | time | id` → empty
+//! - `events`:    `tenant | id` → `time` (the first write of an id wins)
+//! - `by_time`:   `tenant | time | id` → row
+//! - `by_actor`:  `tenant | actor_id | time | id` → empty (a reference to `by_time`)
 //! - `by_target`: `tenant | target_type | target_id | time | id` → empty
 //!
 //! `time` is `occurred_at` in microseconds as 8 big-endian bytes with the sign bit flipped,
 //! so byte order is time order; the id is last and unprefixed, so keys with the same time
-//! sort by id. A list is a reverse range scan: newest first, ties by id descending, and one
-//! point read of `events` per entry. The row is written once, not once per index: an event
-//! with two targets costs one row and four short keys instead of five rows, which is most of
-//! the store's write volume (format version 1 wrote the row into every index; such entries
-//! are still read).
+//! sort by id. A list is a reverse range scan: newest first, ties by id descending. The row is
+//! written once, where time-range pages and exports read it in order; an actor or target
+//! entry ends with the `time | id` of its `by_time` row, one point read away, and `events`
+//! (the first-write check and reads by id) holds the time. An event with two targets costs
+//! one row and four short keys instead of five rows, which was most of the store's write
+//! volume (format version 1 wrote the row into every keyspace; such entries are still read).
 
 /// Appends a length-prefixed string component.
 pub(super) fn put_str(key: &mut Vec<u8>, s: &str) {

@@ -33,13 +33,13 @@ use crate::LogPosition;
 
 /// Kind written into the store directory's format file.
 pub const FORMAT_KIND: &str = "auditlog-event-store";
-/// Format version of the store directory (key layout and row encoding). Version 1 indexes held
-/// the whole row; version 2 indexes are references to `events` (see [`keys`]). Version 2
-/// reads both, and upgrades the format file of a version 1 directory when it opens it, since
-/// it will write references there.
+/// Format version of the store directory (key layout and row encoding). Version 1 wrote the
+/// whole row into every keyspace; version 2 writes it once, into `by_time` (see [`keys`]).
+/// Version 2 reads both, and upgrades the format file of a version 1 directory when it opens
+/// it, since it will write references there.
 pub const FORMAT_VERSION: u32 = 2;
-/// The value of an index entry: empty, a reference to the `events` row of the id its key ends
-/// with.
+/// The value of an actor or target entry: empty, a reference to the `by_time` row of the time
+/// and id its key ends with.
 const REFERENCE: &[u8] = &[];
 /// Events deleted per durable batch by `purge_before`.
 const PURGE_BATCH: usize = 1_000;
@@ -86,19 +86,31 @@ pub(super) fn decode_row(bytes: &[u8]) -> Result<StoredEvent, StoreError> {
 }
 
 /// The row an index entry stands for. `index_key` is `prefix | time | id`, with `prefix_len`
-/// the length of `prefix`: the row is the `events` row of that id, or, in a directory written
-/// by format version 1, the entry's own value. `None` when the event is gone (purged after the
-/// scan that found the entry began).
+/// the length of `prefix`: the entry's own value when it holds the row (every `by_time` entry;
+/// every entry of a format version 1 directory), else the `by_time` row at `tenant | time | id`.
+/// `None` when the event is gone (purged after the scan that found the entry began).
 pub(super) fn row_of(tables: &Tables, tenant: &str, index_key: &[u8], prefix_len: usize, value: &[u8]) -> Result<Option<StoredEvent>, StoreError> {
     if !value.is_empty() {
         return decode_row(value).map(Some);
     }
-    let id = index_key
-        .get(prefix_len + 8..)
+    let time_and_id = index_key
+        .get(prefix_len..)
+        .filter(|rest| rest.len() >= 8)
         .ok_or_else(|| StoreError::Corrupt(format!("event store index key of {} bytes is too short", index_key.len())))?;
     let mut key = keys::prefix(tenant, &[]);
-    key.extend_from_slice(id);
-    tables.events.get(&key).map_err(unavailable)?.map(|v| decode_row(&v)).transpose()
+    key.extend_from_slice(time_and_id);
+    tables.by_time.get(&key).map_err(unavailable)?.map(|v| decode_row(&v)).transpose()
+}
+
+/// The event `id` of `tenant`: its `events` entry holds the time of its `by_time` row (or, in
+/// a format version 1 directory, the row itself).
+fn get_blocking(tables: &Tables, tenant: &str, id: &str) -> Result<Option<StoredEvent>, StoreError> {
+    let Some(entry) = tables.events.get(keys::by_id(tenant, id)).map_err(unavailable)? else { return Ok(None) };
+    let Ok(time) = <[u8; 8]>::try_from(&*entry) else { return decode_row(&entry).map(Some) };
+    let mut key = keys::prefix(tenant, &[]);
+    key.extend_from_slice(&time);
+    key.extend_from_slice(id.as_bytes());
+    tables.by_time.get(&key).map_err(unavailable)?.map(|v| decode_row(&v)).transpose()
 }
 
 fn encode_row(stored: &StoredEvent) -> Result<Vec<u8>, StoreError> {
@@ -161,8 +173,8 @@ impl FjallEventStore {
             }
             let row = encode_row(stored)?;
             let (time, actor, targets) = index_keys(e);
-            batch.insert(&t.events, id_key, row);
-            batch.insert(&t.by_time, time, REFERENCE);
+            batch.insert(&t.events, id_key, &keys::time_bytes(to_micros(e.occurred_at))[..]);
+            batch.insert(&t.by_time, time, row);
             batch.insert(&t.by_actor, actor, REFERENCE);
             for target in targets {
                 batch.insert(&t.by_target, target, REFERENCE);
@@ -216,8 +228,8 @@ impl EventStore for FjallEventStore {
     }
 
     async fn get(&self, tenant_id: &str, id: &str) -> Result<Option<StoredEvent>, StoreError> {
-        let key = keys::by_id(tenant_id, id);
-        self.blocking(move |s| s.tables.events.get(&key).map_err(unavailable)?.map(|v| decode_row(&v)).transpose()).await
+        let (tenant_id, id) = (tenant_id.to_owned(), id.to_owned());
+        self.blocking(move |s| get_blocking(&s.tables, &tenant_id, &id)).await
     }
 
     async fn list(&self, filter: &EventFilter, page: &PageRequest) -> Result<Page, StoreError> {
@@ -298,17 +310,18 @@ mod tests {
         assert!(store.get("t", "evt-old").await.expect("get").is_none());
     }
 
-    /// New index entries are references: the row is written once, into `events`.
+    /// The row is written once, into `by_time`; the other entries are references to it.
     #[tokio::test]
-    async fn index_entries_are_references() {
+    async fn the_row_is_written_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FjallEventStore::open(dir.path()).expect("store opens");
-        store.upsert(&[stored("evt-1", 1, "bob")]).await.expect("upsert");
+        let event = stored("evt-1", 1, "bob");
+        store.upsert(std::slice::from_ref(&event)).await.expect("upsert");
         let t = &store.tables;
-        for index in [&t.by_time, &t.by_actor, &t.by_target] {
-            let entry = index.first_key_value().expect("one entry");
-            assert!(entry.value().expect("value").is_empty(), "an index entry holds no row");
-        }
-        assert!(t.events.first_key_value().expect("row").value().expect("value").len() > 100, "the row is in events");
+        let value = |index: &Keyspace| index.first_key_value().expect("one entry").value().expect("value").to_vec();
+        assert_eq!(decode_row(&value(&t.by_time)).expect("the row").event, event.event, "by_time holds the row");
+        assert!(value(&t.by_actor).is_empty() && value(&t.by_target).is_empty(), "actor and target entries hold nothing");
+        assert_eq!(value(&t.events).len(), 8, "events holds the time");
+        assert_eq!(store.get("t", "evt-1").await.expect("get"), Some(event), "read by id through the time");
     }
 }
