@@ -143,8 +143,30 @@ async fn a_created_key_authenticates_until_revoked() {
     let record = &keys["api_keys"][0];
     assert_eq!(record["key_id"], key_id.as_str());
     assert!(!keys.to_string().contains(&key), "the secret is never listed");
+    let base = serve(&api).await;
+    let system_tail = reqwest::Client::new().get(format!("{base}/v1/events/stream")).bearer_auth(reader("system")).header("accept", "text/event-stream").send();
+    let mut system_tail = within(10, "system tail", system_tail).await.expect("connects").bytes_stream();
     let revoked = call(&api, "DELETE", &format!("{uri}/{key_id}"), Some(&tenant_admin), None).await;
     assert_eq!(revoked.status.as_u16(), 204);
     get(&api, "/v1/events?limit=5", &key).await.assert_problem(401, None);
+    let again = call(&api, "DELETE", &format!("{uri}/{key_id}"), Some(&tenant_admin), None).await;
+    assert_eq!(again.status.as_u16(), 204, "revoking a revoked key is a no-op");
     call(&api, "DELETE", &format!("{uri}/key_unknown"), Some(&tenant_admin), None).await.assert_problem(404, None);
+    // A marker action after both revocations: the trail up to it holds one revocation.
+    let marker = call(&api, "POST", &uri, Some(&tenant_admin), Some(json!({"name": "marker", "roles": ["reader"]}))).await;
+    assert_eq!(marker.status.as_u16(), 201);
+    let (mut buffer, mut actions) = (String::new(), Vec::new());
+    while actions.last().is_none_or(|a| a != "api_key.create") {
+        let chunk = within(5, "system audit events", system_tail.next()).await.expect("open").expect("chunk");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data:")).filter(|_| frame.contains("event: audit")) else { continue };
+            let event: serde_json::Value = serde_json::from_str(data.trim()).expect("json");
+            if event["targets"][0]["id"] == tenant.as_str() {
+                actions.push(event["action"].as_str().expect("action").to_owned());
+            }
+        }
+    }
+    assert_eq!(actions, ["api_key.revoke", "api_key.create"], "one revocation recorded, then the marker");
 }

@@ -224,7 +224,11 @@ pub async fn list_api_keys(State(state): State<QueryState>, caller: Caller, Path
     responses((status = 204), (status = 403), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
 pub async fn revoke_api_key(State(state): State<QueryState>, caller: Caller, Path((id, key_id)): Path<(String, String)>) -> Result<StatusCode, QueryError> {
     caller.require_tenant_admin(&id)?;
-    let record = state.backends().tenants.revoke_api_key(&id, &key_id).await?;
+    let tenants = &state.backends().tenants;
+    if tenants.list_api_keys(&id)?.iter().any(|k| k.key_id == key_id && k.revoked) {
+        return Ok(StatusCode::NO_CONTENT); // revoked before: nothing changes, nothing to record
+    }
+    let record = tenants.revoke_api_key(&id, &key_id).await?;
     let metadata = json!({"key_id": record.key_id, "name": record.name});
     let targets = vec![("tenant", id), ("api_key", key_id)];
     recorded(&state, "api_key.revoke", AdminAction { action: "api_key.revoke", actor: &caller.0, targets, metadata }).await?;
