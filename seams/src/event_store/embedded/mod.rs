@@ -4,12 +4,12 @@
 //! One `upsert` call is one atomic fjall write batch committed with `fsync` before it
 //! returns. Upserts are serialized by a lock, so the "does this id exist?" check and the
 //! write cannot interleave: the first write of a `(tenant_id, id)` wins, across calls and
-//! within one call, exactly like the ScyllaDB store's lightweight transaction.
+//! within one call, as in the ScyllaDB store.
 //!
 //! # Reads
 //! See [`keys`] for the layout: time-range, actor and target lists are reverse range scans
-//! of one index, never a scan of the whole tenant, each entry resolved by a point read of
-//! `events`; the remaining filters apply in memory.
+//! of one index, never a scan of the whole tenant (an actor or target entry resolved by a
+//! point read of its `by_time` row); the remaining filters apply in memory.
 
 mod keys;
 mod read;
@@ -138,8 +138,7 @@ impl FjallEventStore {
     /// Opens (or creates) the store in `dir`, checking its format file. Blocking.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let dir = dir.as_ref();
-        let files = crate::event_log::embedded::files::check_format;
-        let found = files(dir, FORMAT_KIND, FORMAT_VERSION).map_err(StoreError::Invalid)?;
+        let found = crate::event_log::embedded::files::check_format(dir, FORMAT_KIND, FORMAT_VERSION).map_err(StoreError::Invalid)?;
         let db = Database::builder(dir.join("fjall")).open().map_err(|e| unavailable(format!("opening {}: {e}", dir.display())))?;
         let keyspace = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default).map_err(unavailable);
         let tables = Tables {
