@@ -79,13 +79,10 @@ async fn retention_expires_rows_by_ttl() {
     assert!(store.get(&keep_forever, &id(&other)).await.expect("get").is_some(), "a tenant without retention keeps its events");
 }
 
-/// The id row is written after the list rows and marks an event complete. A crash between
-/// the two leaves list rows and no id row; the redelivery that follows completes the event,
-/// listed once, and a later version of the id still loses to it.
-#[tokio::test]
-async fn redelivery_completes_an_event_cut_off_before_its_id_row() {
+/// The store with the scenario dataset of a new tenant, and a raw session to damage its rows.
+async fn stored_dataset(prefix: &str) -> (ScyllaEventStore, String, Vec<auditlog_seams::StoredEvent>, scylla::client::session::Session) {
     let store = store().await;
-    let tenant = common::unique("cut");
+    let tenant = common::unique(prefix);
     let events = s::dataset(&tenant);
     store.upsert(&events).await.expect("upsert");
     let session = scylla::client::session_builder::SessionBuilder::new()
@@ -93,6 +90,15 @@ async fn redelivery_completes_an_event_cut_off_before_its_id_row() {
         .build()
         .await
         .expect("cassandra session");
+    (store, tenant, events, session)
+}
+
+/// The id row is written after the list rows and marks an event complete. A crash between
+/// the two leaves list rows and no id row; the redelivery that follows completes the event,
+/// listed once, and a later version of the id still loses to it.
+#[tokio::test]
+async fn redelivery_completes_an_event_cut_off_before_its_id_row() {
+    let (store, tenant, events, session) = stored_dataset("cut").await;
     let cut = &events[3];
     session
         .query_unpaged("DELETE FROM auditlog_conformance.events_by_id WHERE tenant_id = ? AND id = ?", (&tenant, &cut.event.id))
@@ -118,15 +124,7 @@ async fn redelivery_completes_an_event_cut_off_before_its_id_row() {
 /// stored winner's rows again, and still keeps the first version.
 #[tokio::test]
 async fn repair_restores_the_list_rows_of_a_stored_id() {
-    let store = store().await;
-    let tenant = common::unique("repair");
-    let events = s::dataset(&tenant);
-    store.upsert(&events).await.expect("upsert");
-    let session = scylla::client::session_builder::SessionBuilder::new()
-        .known_node(cassandra_contact_point())
-        .build()
-        .await
-        .expect("cassandra session");
+    let (store, tenant, events, session) = stored_dataset("repair").await;
     let lost = &events[5];
     let us = auditlog_schemas::avro::to_micros(lost.event.occurred_at);
     let bucket = i32::try_from(us.div_euclid(86_400_000_000)).expect("a day number");
