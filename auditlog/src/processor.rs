@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use auditlog_processors::reconcile::reconcile;
 use auditlog_processors::replay::{ReplayOptions, replay};
-use auditlog_processors::sink::{IndexSink, RepairingStoreSink, StoreSink};
+use auditlog_processors::sink::{IndexSink, StoreSink};
 use auditlog_processors::{ProcessorConfig, Sink, SinkKind};
 use auditlog_schemas::WireCodec;
 use auditlog_seams::event_store::Retention;
@@ -151,7 +151,7 @@ async fn open_sink(kind: SinkKind, backends: &ViewBackends, rebuild: bool) -> an
             let store = resolve::event_store_with(&backends.store, Some(retention(backends).await?))
                 .await
                 .with_context(|| format!("opening the event store at {}", backends.store))?;
-            if rebuild { Arc::new(RepairingStoreSink(store)) } else { Arc::new(StoreSink(store)) }
+            Arc::new(if rebuild { StoreSink::repairing(store) } else { StoreSink::new(store) })
         }
         SinkKind::OpenSearch => Arc::new(IndexSink(
             resolve::search_index(&backends.index).await.with_context(|| format!("opening the search index at {}", backends.index))?,

@@ -123,7 +123,7 @@ pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<bool> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let sinks: [(SinkKind, Arc<dyn Sink>); 2] = [
-        (SinkKind::Scylla, Arc::new(StoreSink(Arc::clone(&backends.store)))),
+        (SinkKind::Scylla, Arc::new(StoreSink::new(Arc::clone(&backends.store)))),
         (SinkKind::OpenSearch, Arc::new(IndexSink(Arc::clone(&backends.index)))),
     ];
     let processors_ops = auditlog_processors::ops::router(Arc::clone(&backends.log), sinks.iter().map(|(_, s)| Arc::clone(s)).collect());

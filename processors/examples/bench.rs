@@ -98,7 +98,7 @@ async fn throughput(bench: &Bench, run: &str, events: u64) {
     println!("loaded {events} events into {topic} in {:.1} s", started.elapsed().as_secs_f64());
     let index = bench.index(&format!("bench-proc-{run}")).await;
     let sinks: [(SinkKind, Arc<dyn Sink>); 2] =
-        [(SinkKind::Scylla, Arc::new(StoreSink(bench.store.clone()))), (SinkKind::OpenSearch, Arc::new(IndexSink(index)))];
+        [(SinkKind::Scylla, Arc::new(StoreSink::new(bench.store.clone()))), (SinkKind::OpenSearch, Arc::new(IndexSink(index)))];
     for (kind, sink) in sinks {
         let mut config = ProcessorConfig::new(kind);
         config.topic.clone_from(&topic);
@@ -121,7 +121,7 @@ async fn freshness(bench: &Bench, run: &str, rate: u64, seconds: u64) {
     bench.topic(&topic).await;
     let index = bench.index(&format!("bench-fresh-{run}")).await;
     let mut stops = Vec::new();
-    for (kind, sink) in [(SinkKind::Scylla, Arc::new(StoreSink(bench.store.clone())) as Arc<dyn Sink>), (SinkKind::OpenSearch, Arc::new(IndexSink(index.clone())))] {
+    for (kind, sink) in [(SinkKind::Scylla, Arc::new(StoreSink::new(bench.store.clone())) as Arc<dyn Sink>), (SinkKind::OpenSearch, Arc::new(IndexSink(index.clone())))] {
         let mut config = ProcessorConfig::new(kind);
         config.topic.clone_from(&topic);
         config.group = format!("bench-fresh-{run}-{}", kind.as_str());

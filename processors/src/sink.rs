@@ -43,11 +43,24 @@ pub trait Sink: Send + Sync + 'static {
 }
 
 /// The event store (ScyllaDB) as a sink.
-pub struct StoreSink(pub Arc<dyn EventStore>);
+pub struct StoreSink {
+    store: Arc<dyn EventStore>,
+    /// Writes go through [`EventStore::repair`] (the sink of a rebuild, `replay`), so events
+    /// the store holds already get every row back too.
+    repair: bool,
+}
 
-/// The event store as the sink of a rebuild (`replay`): writes through
-/// [`EventStore::repair`], so events the store holds already get every row back too.
-pub struct RepairingStoreSink(pub Arc<dyn EventStore>);
+impl StoreSink {
+    /// The sink of a processor: upserts, first write wins.
+    pub fn new(store: Arc<dyn EventStore>) -> Self {
+        Self { store, repair: false }
+    }
+
+    /// The sink of a rebuild: repairs, first write still wins.
+    pub fn repairing(store: Arc<dyn EventStore>) -> Self {
+        Self { store, repair: true }
+    }
+}
 
 /// The search index (OpenSearch) as a sink.
 pub struct IndexSink(pub Arc<dyn SearchIndex>);
@@ -74,26 +87,12 @@ impl Sink for StoreSink {
     }
 
     async fn write(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
-        self.0.upsert(events).await.map_err(from_store)
+        let written = if self.repair { self.store.repair(events).await } else { self.store.upsert(events).await };
+        written.map_err(from_store)
     }
 
     async fn check_ready(&self) -> Result<(), SinkError> {
-        self.0.check_ready().await.map_err(from_store)
-    }
-}
-
-#[async_trait]
-impl Sink for RepairingStoreSink {
-    fn name(&self) -> &'static str {
-        SinkKind::Scylla.as_str()
-    }
-
-    async fn write(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
-        self.0.repair(events).await.map_err(from_store)
-    }
-
-    async fn check_ready(&self) -> Result<(), SinkError> {
-        self.0.check_ready().await.map_err(from_store)
+        self.store.check_ready().await.map_err(from_store)
     }
 }
 

@@ -88,7 +88,7 @@ impl Stack {
 
     pub fn sink(&self, kind: SinkKind) -> Arc<dyn Sink> {
         match kind {
-            SinkKind::Scylla => Arc::new(StoreSink(self.store.clone())),
+            SinkKind::Scylla => Arc::new(StoreSink::new(self.store.clone())),
             SinkKind::OpenSearch => Arc::new(IndexSink(self.index.clone())),
         }
     }
