@@ -14,6 +14,7 @@ use auditlog_schemas::WireCodec;
 use auditlog_seams::resolve;
 
 use crate::signal::shutdown_signal;
+use crate::startup;
 
 /// Options of `auditlog gateway`.
 #[derive(Debug, clap::Args)]
@@ -56,11 +57,17 @@ pub struct TokenArgs {
 /// Serves the gateway until SIGINT or SIGTERM, then drains and flushes.
 pub async fn gateway(args: GatewayArgs) -> anyhow::Result<bool> {
     let config = load(args.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let log = resolve::event_log(&args.event_log)?;
-    let codec = Arc::new(WireCodec::new(&config.registry_url, config.limits.registry_timeout())?);
+    startup::require_jwt_key(&config.auth, "AUDITLOG_GATEWAY_")?;
+    let log_setting = startup::setting("--event-log", "AUDITLOG_EVENT_LOG", &args.event_log);
+    let log = resolve::event_log(&args.event_log).context(log_setting.clone())?;
+    startup::log_reachable(log.as_ref(), &log_setting).await?;
+    let codec = Arc::new(
+        WireCodec::new(&config.registry_url, config.limits.registry_timeout())
+            .with_context(|| startup::setting("registry_url", "AUDITLOG_GATEWAY_REGISTRY_URL", &config.registry_url))?,
+    );
     let tenants = auditlog_tenant_registry::open_registry(&args.tenant_registry)
         .await
-        .with_context(|| format!("opening the tenant registry at {}", args.tenant_registry))?;
+        .with_context(|| startup::setting("--tenant-registry", "AUDITLOG_TENANT_REGISTRY", &args.tenant_registry))?;
     let state = GatewayState::new(config, log, codec, tenants)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -1,19 +1,25 @@
-//! The `auditlog` command: one executable, one subcommand per role or tool.
+//! The `auditlog` command: one executable, one subcommand per role or tool, so one container
+//! image serves every role.
 //!
-//! Roles: `gateway` (HTTP ingest onto Kafka). Tools: `admin` (tenants, API keys, development
-//! JWTs), `produce`
-//! (validate events and append them durably to Kafka in the Confluent Avro wire format),
-//! `tail` (follow a topic and print decoded events), `validate` (check events against the
-//! contract offline) and `schema` (print the current Avro schema). The other roles
-//! (`processor`, `query-api`, `standalone`) arrive with their issues.
+//! Roles: `standalone` (everything in one process over embedded storage), `gateway` (HTTP
+//! ingest onto Kafka), `processor` (Kafka into one read model), `query-api` (reads, search,
+//! stats, exports, live tail, administration). Tools: `init` (topics, schema, keyspace and
+//! index of a deployment), `healthcheck` (the image's health probe), `admin` (tenants, API
+//! keys, development JWTs), `replay` and `reconcile` (rebuild and check the read models),
+//! `produce` (validate events and append them to Kafka in the Confluent Avro wire format),
+//! `tail` (follow a topic and print decoded events), `validate` (check events offline) and
+//! `schema` (print the current Avro schema).
 
 mod admin;
 mod commands;
 mod gateway;
+mod healthcheck;
+mod init;
 mod processor;
 mod query_api;
 mod signal;
 mod standalone;
+mod startup;
 
 use std::process::ExitCode;
 
@@ -84,6 +90,10 @@ enum Command {
     Reconcile(processor::ReconcileArgs),
     /// Serve the query API (reads, search, stats, exports, live tail, administration).
     QueryApi(query_api::QueryApiArgs),
+    /// Create the topics, schema, keyspace and index a distributed deployment needs (idempotent).
+    Init(init::InitArgs),
+    /// Probe a running role's `/healthz` (the container image's health check).
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 /// Log filter when `RUST_LOG` is unset. rdkafka's client context repeats every global
@@ -126,6 +136,8 @@ pub fn run() -> ExitCode {
             Command::Replay(args) => processor::replay_command(args).await,
             Command::Reconcile(args) => processor::reconcile_command(args).await,
             Command::QueryApi(args) => query_api::query_api(args).await,
+            Command::Init(args) => init::init(args).await,
+            Command::Healthcheck(args) => healthcheck::healthcheck(args).await,
             Command::Schema => {
                 println!("{}", auditlog_schemas::avro::current_schema_text().trim_end());
                 Ok(true)

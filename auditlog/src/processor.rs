@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::signal::shutdown_signal;
+use crate::startup;
 
 /// Registry calls (schema lookups by id) give up after this long; the processor then
 /// retries, it never dead-letters an event because the registry was away.
@@ -70,7 +71,7 @@ impl ViewBackends {
         Ok(Arc::new(if self.event_log.starts_with("file://") {
             WireCodec::embedded()
         } else {
-            WireCodec::new(&self.registry, REGISTRY_TIMEOUT)?
+            WireCodec::new(&self.registry, REGISTRY_TIMEOUT).with_context(|| startup::setting("--registry", "AUDITLOG_REGISTRY_URL", &self.registry))?
         }))
     }
 }
@@ -137,7 +138,7 @@ fn parse_sink(name: &str) -> Result<SinkKind, String> {
 async fn retention(backends: &ViewBackends) -> anyhow::Result<Retention> {
     let tenants = auditlog_tenant_registry::open_registry(&backends.tenant_registry)
         .await
-        .with_context(|| format!("opening the tenant registry at {}", backends.tenant_registry))?;
+        .with_context(|| startup::setting("--tenant-registry", "AUDITLOG_TENANT_REGISTRY", &backends.tenant_registry))?;
     Ok(Arc::new(move |tenant: &str| {
         let days = tenants.tenant(tenant).map_or(DEFAULT_RETENTION_DAYS, |t| t.retention_days);
         Some(time::Duration::days(i64::from(days)))
@@ -150,11 +151,11 @@ async fn open_sink(kind: SinkKind, backends: &ViewBackends, rebuild: bool) -> an
         SinkKind::Scylla => {
             let store = resolve::event_store_with(&backends.store, Some(retention(backends).await?))
                 .await
-                .with_context(|| format!("opening the event store at {}", backends.store))?;
+                .with_context(|| startup::setting("--store", "AUDITLOG_EVENT_STORE", &backends.store))?;
             Arc::new(if rebuild { StoreSink::repairing(store) } else { StoreSink::new(store) })
         }
         SinkKind::OpenSearch => Arc::new(IndexSink(
-            resolve::search_index(&backends.index).await.with_context(|| format!("opening the search index at {}", backends.index))?,
+            resolve::search_index(&backends.index).await.with_context(|| startup::setting("--index", "AUDITLOG_SEARCH_INDEX", &backends.index))?,
         )),
     })
 }
@@ -176,7 +177,9 @@ pub async fn processor(mut args: ProcessorArgs) -> anyhow::Result<bool> {
         event_log.push(if event_log.contains('?') { '&' } else { '?' });
         event_log.push_str(&format!("group.instance.id={id}"));
     }
-    let log = resolve::event_log(&event_log)?;
+    let log_setting = startup::setting("--event-log", "AUDITLOG_EVENT_LOG", &args.backends.event_log);
+    let log = resolve::event_log(&event_log).context(log_setting.clone())?;
+    startup::log_reachable(log.as_ref(), &log_setting).await?;
     let codec = args.backends.codec()?;
     let sink = open_sink(args.sink, &args.backends, false).await?;
     let mut config = config(args.sink, &args.backends);

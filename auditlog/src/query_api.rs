@@ -12,6 +12,7 @@ use auditlog_schemas::WireCodec;
 use auditlog_seams::resolve;
 
 use crate::signal::shutdown_signal;
+use crate::startup;
 
 /// Options of `auditlog query-api`.
 #[derive(Debug, clap::Args)]
@@ -39,13 +40,23 @@ pub struct QueryApiArgs {
 /// Serves the query API until SIGINT or SIGTERM, then closes live tails and drains.
 pub async fn query_api(args: QueryApiArgs) -> anyhow::Result<bool> {
     let config = load(args.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let log = resolve::event_log(&args.event_log)?;
-    let store = resolve::event_store(&args.event_store).await.with_context(|| format!("opening the event store at {}", args.event_store))?;
-    let index = resolve::search_index(&args.search_index).await.with_context(|| format!("opening the search index at {}", args.search_index))?;
-    let codec = Arc::new(WireCodec::new(&config.registry_url, Duration::from_secs(5))?);
+    startup::require_jwt_key(&config.auth, "AUDITLOG_QUERY_")?;
+    let log_setting = startup::setting("--event-log", "AUDITLOG_EVENT_LOG", &args.event_log);
+    let log = resolve::event_log(&args.event_log).context(log_setting.clone())?;
+    startup::log_reachable(log.as_ref(), &log_setting).await?;
+    let store = resolve::event_store(&args.event_store)
+        .await
+        .with_context(|| startup::setting("--event-store", "AUDITLOG_EVENT_STORE", &args.event_store))?;
+    let index = resolve::search_index(&args.search_index)
+        .await
+        .with_context(|| startup::setting("--search-index", "AUDITLOG_SEARCH_INDEX", &args.search_index))?;
+    let codec = Arc::new(
+        WireCodec::new(&config.registry_url, Duration::from_secs(5))
+            .with_context(|| startup::setting("registry_url", "AUDITLOG_QUERY_REGISTRY_URL", &config.registry_url))?,
+    );
     let tenants = auditlog_tenant_registry::open_registry(&args.tenant_registry)
         .await
-        .with_context(|| format!("opening the tenant registry at {}", args.tenant_registry))?;
+        .with_context(|| startup::setting("--tenant-registry", "AUDITLOG_TENANT_REGISTRY", &args.tenant_registry))?;
     let state = QueryState::new(config, Backends { store, index, log, codec, tenants }).map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     eprintln!("auditlog query API listening on http://{}", listener.local_addr()?);

@@ -112,8 +112,9 @@ impl WireCodec {
         Ok(framed)
     }
 
-    /// The id of the current schema under `<topic>-value`, registering it the first time.
-    async fn schema_id(&self, topic: &str) -> Result<u32, SchemaError> {
+    /// The id of the current schema under `<topic>-value`, registering it the first time
+    /// (`auditlog init` registers it ahead of the first event; built-in ids in standalone).
+    pub async fn schema_id(&self, topic: &str) -> Result<u32, SchemaError> {
         let Some(registry) = &self.registry else {
             return Ok(SCHEMA_VERSIONS.last().map_or(1, |(v, _)| *v));
         };

@@ -53,6 +53,15 @@ pub fn event_log(uri: &str) -> Result<Arc<dyn EventLog>, LogError> {
     }
 }
 
+/// The Kafka event log of a `kafka://host:port[,host:port...][?property=value&...]` URI,
+/// with its Kafka-only operations (topic creation).
+pub fn kafka_event_log(uri: &str) -> Result<KafkaEventLog, LogError> {
+    match uri.split_once("://") {
+        Some(("kafka", rest)) if !rest.is_empty() => KafkaEventLog::new(kafka_config(rest)?),
+        _ => Err(LogError::Config(scheme_error("Kafka event log", uri, "kafka://127.0.0.1:9092"))),
+    }
+}
+
 /// The Kafka settings of `host:port[,host:port...][?property=value&...]`: each query
 /// parameter is a librdkafka property applied last (e.g. `security.protocol=SASL_SSL`, or
 /// `group.instance.id=processor-0` for static group membership).
@@ -85,13 +94,8 @@ pub async fn event_store(uri: &str) -> Result<Arc<dyn EventStore>, StoreError> {
 pub async fn event_store_with(uri: &str, retention: Option<Retention>) -> Result<Arc<dyn EventStore>, StoreError> {
     match uri.split_once("://") {
         Some(("scylla", rest)) => {
-            let (nodes, keyspace) = rest.split_once('/').unwrap_or((rest, ""));
-            let nodes: Vec<String> = nodes.split(',').filter(|n| !n.is_empty()).map(str::to_owned).collect();
-            let keyspace = if keyspace.is_empty() { DEFAULT_KEYSPACE } else { keyspace };
-            if nodes.is_empty() || !keyspace.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                return Err(StoreError::Invalid(format!("event store uri {uri:?}: expected scylla://host:port[,host:port]/keyspace")));
-            }
-            let store = ScyllaEventStore::connect(&ScyllaConfig::new(nodes, keyspace)).await?;
+            let config = scylla_config(uri, rest)?;
+            let store = ScyllaEventStore::connect(&config).await?;
             Ok(Arc::new(match retention {
                 Some(retention) => store.with_retention(retention),
                 None => store,
@@ -106,6 +110,32 @@ pub async fn event_store_with(uri: &str, retention: Option<Retention>) -> Result
         }
         _ => Err(StoreError::Invalid(scheme_error("event store", uri, "scylla://127.0.0.1:9042/auditlog or file:///var/lib/auditlog/store"))),
     }
+}
+
+/// The ScyllaDB settings of `host:port[,host:port...][/keyspace][?replication_factor=N]`.
+/// `replication_factor` applies only when the keyspace does not exist yet: it is created
+/// with `NetworkTopologyStrategy` and N replicas in each data center (without it:
+/// `SimpleStrategy`, one replica, for a single development node).
+fn scylla_config(uri: &str, rest: &str) -> Result<ScyllaConfig, StoreError> {
+    let invalid = || StoreError::Invalid(format!("event store uri {uri:?}: expected scylla://host:port[,host:port]/keyspace[?replication_factor=N]"));
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (nodes, keyspace) = rest.split_once('/').unwrap_or((rest, ""));
+    let nodes: Vec<String> = nodes.split(',').filter(|n| !n.is_empty()).map(str::to_owned).collect();
+    let keyspace = if keyspace.is_empty() { DEFAULT_KEYSPACE } else { keyspace };
+    if nodes.is_empty() || !keyspace.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(invalid());
+    }
+    let mut config = ScyllaConfig::new(nodes, keyspace);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("replication_factor", n)) => {
+                let n: u16 = n.parse().ok().filter(|n| *n > 0).ok_or_else(invalid)?;
+                config.replication = format!("{{'class': 'NetworkTopologyStrategy', 'replication_factor': {n}}}");
+            }
+            _ => return Err(StoreError::Invalid(format!("event store uri {uri:?}: unknown parameter {pair:?} (known: replication_factor=N)"))),
+        }
+    }
+    Ok(config)
 }
 
 /// Opens the search index named by `uri`.
@@ -207,6 +237,18 @@ mod tests {
         }
         for uri in ["elastic://x:1", "x:1", "opensearch://", "http://", "file://"] {
             assert!(matches!(search_index(uri).await, Err(IndexError::Invalid(_))), "{uri}");
+        }
+    }
+
+    #[test]
+    fn scylla_uris_name_nodes_keyspace_and_a_replication_factor() {
+        let config = scylla_config("u", "a:9042,b:9042/audit?replication_factor=3").expect("valid");
+        assert_eq!(config.keyspace, "audit");
+        assert_eq!(config.replication, "{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}");
+        let single = scylla_config("u", "a:9042").expect("valid");
+        assert_eq!((single.keyspace.as_str(), single.replication.contains("SimpleStrategy")), (DEFAULT_KEYSPACE, true));
+        for bad in ["a:1/ks?replication_factor=0", "a:1/ks?replication_factor=x", "a:1/ks?consistency=one", "a:1/bad-ks?replication_factor=3"] {
+            assert!(matches!(scylla_config("u", bad), Err(StoreError::Invalid(_))), "{bad}");
         }
     }
 

@@ -128,6 +128,29 @@ impl std::fmt::Debug for KafkaEventLog {
     }
 }
 
+/// A topic as `auditlog init` creates it: partitions, replication and topic configs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// The topic's name.
+    pub name: String,
+    /// Partitions.
+    pub partitions: i32,
+    /// Replicas of each partition; -1 takes the broker's `default.replication.factor`.
+    pub replication_factor: i32,
+    /// Topic configs set at creation, e.g. `retention.ms`, `cleanup.policy`,
+    /// `min.insync.replicas`.
+    pub configs: Vec<(String, String)>,
+}
+
+/// What [`KafkaEventLog::create_topic`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicCreation {
+    /// The topic was created as specified.
+    Created,
+    /// The topic existed already and was left as it is.
+    Existed,
+}
+
 impl KafkaEventLog {
     /// Creates the producer; connections are made lazily.
     pub fn new(config: KafkaConfig) -> Result<Self, LogError> {
@@ -135,6 +158,28 @@ impl KafkaEventLog {
         Ok(Self { config, producer })
     }
 
+    /// Creates the topic of `spec` unless one of that name exists; an existing topic is
+    /// left as it is, whatever its settings.
+    pub async fn create_topic(&self, spec: &TopicSpec) -> Result<TopicCreation, LogError> {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        use rdkafka::client::DefaultClientContext;
+        use rdkafka::types::RDKafkaErrorCode;
+        let admin: AdminClient<DefaultClientContext> = self.config.base().create().map_err(config_error)?;
+        let options = AdminOptions::new().request_timeout(Some(self.config.request_timeout));
+        let mut topic = NewTopic::new(&spec.name, spec.partitions, TopicReplication::Fixed(spec.replication_factor));
+        for (key, value) in &spec.configs {
+            topic = topic.set(key, value);
+        }
+        let mut outcome = TopicCreation::Created;
+        for result in admin.create_topics([&topic], &options).await.map_err(classify)? {
+            match result {
+                Ok(_) => {}
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => outcome = TopicCreation::Existed,
+                Err((topic, code)) => return Err(LogError::Rejected(format!("creating topic {topic}: {code}"))),
+            }
+        }
+        Ok(outcome)
+    }
 }
 
 fn config_error(err: KafkaError) -> LogError {
@@ -242,20 +287,9 @@ impl EventLog for KafkaEventLog {
     }
 
     async fn ensure_topic(&self, name: &str, partitions: i32) -> Result<(), LogError> {
-        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-        use rdkafka::client::DefaultClientContext;
-        use rdkafka::types::RDKafkaErrorCode;
-        let admin: AdminClient<DefaultClientContext> = self.config.base().create().map_err(config_error)?;
-        let options = AdminOptions::new().request_timeout(Some(self.config.request_timeout));
         // -1: the broker's default.replication.factor (KIP-464).
-        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(-1));
-        for result in admin.create_topics([&topic], &options).await.map_err(classify)? {
-            match result {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((topic, code)) => return Err(LogError::Rejected(format!("creating topic {topic}: {code}"))),
-            }
-        }
-        Ok(())
+        let spec = TopicSpec { name: name.to_owned(), partitions, replication_factor: -1, configs: Vec::new() };
+        self.create_topic(&spec).await.map(|_| ())
     }
 
     async fn watermarks(&self, topics: &TopicSelector) -> Result<Vec<Watermarks>, LogError> {
