@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of auditlog against the real local stack (Kafka, Apicurio Registry,
-# Cassandra, OpenSearch): installs missing system packages, starts the stack, builds once,
-# lints, runs the whole test suite with the real-service tests on, and stops the stack again,
-# even when something fails. A stack that was already fully up before is left running.
+# Cassandra, OpenSearch): installs missing system packages and the deploy checks' tools,
+# starts the stack, builds once, lints, runs the whole test suite with the real-service and
+# deploy tests on (the container image is built from this same build), and stops the stack
+# again, even when something fails. A stack that was already fully up before is left running.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,6 +13,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/auditlog/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 scripts/install-deps.sh
+# podman, podman-compose, kustomize, kubernetes-validate, promtool: the deploy checks' tools.
+export AUDITLOG_TOOLS_DIR="${AUDITLOG_TOOLS_DIR:-$HOME/.cache/auditlog/tools}"
+scripts/install-deploy-tools.sh
 
 stack="$root/deploy/local/stack"
 was_up=0
