@@ -2,8 +2,9 @@
 //! (a compose one-shot, a Kubernetes Job): the event, dead-letter and tenant-registry topics
 //! with explicit partitions, replication and retention; the AuditEvent schema under
 //! `<topic>-value` in the registry; the ScyllaDB keyspace and tables; the OpenSearch index
-//! template and alias. Every step is idempotent: what exists is left as it is. Backends that
-//! are still starting are retried until `--wait-secs` runs out.
+//! template (its monthly indices and alias follow on first write). Every step is idempotent:
+//! what exists is left as it is. Backends that are still starting are retried until
+//! `--wait-secs` runs out.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -92,7 +93,7 @@ pub async fn init(args: InitArgs) -> anyhow::Result<bool> {
             bail!("--search-index / AUDITLOG_SEARCH_INDEX: init sets up OpenSearch or nothing (none), not {:?}", args.search_index);
         }
         retry(deadline, &format!("creating the index at {}", args.search_index), || resolve::search_index(&args.search_index)).await?;
-        println!("search index {}: template, index and alias ready", args.search_index);
+        println!("search index {}: index template ready (monthly indices follow on first write)", args.search_index);
     }
     Ok(true)
 }

@@ -318,6 +318,64 @@ async fn until_accepted(http: &reqwest::Client, gateway: &str, key: &str, batch:
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_from_the_image_creates_topics_schema_keyspace_and_index_and_is_idempotent() {
+    use auditlog_seams::event_store::scylla::{ScyllaConfig, ScyllaEventStore};
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+
+    let suffix = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+    let topic = format!("init{suffix}.v1");
+    let tenants = format!("init{suffix}.tenants");
+    let keyspace = format!("auditlog_init_{suffix}");
+    let alias = format!("init-{suffix}");
+    let env = [
+        ("AUDITLOG_TOPIC", topic.clone()),
+        ("AUDITLOG_TENANT_REGISTRY", format!("kafka://127.0.0.1:9092?topic={tenants}")),
+        ("AUDITLOG_EVENT_STORE", format!("scylla://127.0.0.1:9042/{keyspace}")),
+        ("AUDITLOG_SEARCH_INDEX", format!("opensearch://127.0.0.1:9200/{alias}")),
+        ("AUDITLOG_INIT_PARTITIONS", "4".to_owned()),
+        ("AUDITLOG_INIT_REPLICATION_FACTOR", "1".to_owned()),
+        ("AUDITLOG_INIT_MIN_INSYNC_REPLICAS", "1".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = run_to_exit(&env, &["init"]);
+    assert!(first.status.success(), "init failed:\n{}{}", text(&first.stdout), text(&first.stderr));
+    let said = text(&first.stdout);
+    for line in [format!("topic {topic}: created"), format!("topic {topic}.dlq: created"), format!("topic {tenants}: created"), format!("schema {topic}-value: id ")] {
+        assert!(said.contains(&line), "no {line:?} in:\n{said}");
+    }
+    let again = run_to_exit(&env, &["init"]);
+    assert!(again.status.success(), "a second init failed:\n{}", text(&again.stderr));
+    assert_eq!(text(&again.stdout).matches("exists, left as it is").count(), 3, "{}", text(&again.stdout));
+
+    // The topics as the broker has them.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", "127.0.0.1:9092").create().expect("admin client");
+    let log = auditlog_seams::resolve::event_log("kafka://127.0.0.1:9092").expect("kafka uri");
+    let marks = log.watermarks(&auditlog_seams::TopicSelector::Topics(vec![topic.clone()])).await.expect("watermarks");
+    assert_eq!(marks.len(), 4, "partitions of {topic}");
+    let resources = [ResourceSpecifier::Topic(&topic), ResourceSpecifier::Topic(&tenants)];
+    let configs = admin.describe_configs(&resources, &AdminOptions::new()).await.expect("describe configs");
+    let value = |i: usize, name: &str| {
+        let resource = configs[i].as_ref().expect("a topic config");
+        resource.get(name).and_then(|e| e.value.clone()).unwrap_or_default()
+    };
+    assert_eq!((value(0, "retention.ms"), value(0, "min.insync.replicas"), value(0, "cleanup.policy")), ("-1".into(), "1".into(), "delete".into()));
+    assert_eq!((value(1, "retention.ms"), value(1, "cleanup.policy")), ("-1".into(), "compact".into()));
+
+    // The schema in the registry, the keyspace's tables, the index alias.
+    let http = reqwest::Client::new();
+    let latest = http.get(format!("http://127.0.0.1:8081/apis/ccompat/v7/subjects/{topic}-value/versions/latest")).send().await.expect("registry");
+    assert_eq!(latest.status(), StatusCode::OK);
+    let store = ScyllaEventStore::connect(&ScyllaConfig::new(vec!["127.0.0.1:9042".into()], &keyspace)).await.expect("the keyspace opens");
+    let ids = crate::distributed::store_ids(&store, "nobody").await;
+    assert!(ids.is_empty());
+    // Monthly indices are made on first write, from the template init installed.
+    let template = http.get(format!("http://127.0.0.1:9200/_index_template/{alias}")).send().await.expect("opensearch");
+    assert_eq!(template.status(), StatusCode::OK, "no index template {alias}");
+}
+
 /// Runs `command` of the image in the foreground with `env` (host network); answers its
 /// output once it exits.
 fn run_to_exit(env: &[(&str, &str)], command: &[&str]) -> Output {
