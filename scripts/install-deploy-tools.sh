@@ -61,4 +61,9 @@ if [ "$(cat "$tools/bin/.promtool.version" 2>/dev/null)" != "$PROMETHEUS_VERSION
   echo "$PROMETHEUS_VERSION" >"$tools/bin/.promtool.version"
 fi
 
+# The Compose Specification's JSON schema, as the Go module of Compose's own parser ships it
+# (deploy/compose/check.py pins the version): fetched into the Go module cache once.
+compose_go=$(sed -n 's/^COMPOSE_GO = "\(.*\)"$/\1/p' "$(dirname "${BASH_SOURCE[0]}")/../deploy/compose/check.py")
+(cd / && go mod download "$compose_go")
+
 echo "$tools"
