@@ -16,7 +16,9 @@
 #   docker build --build-arg BINARY=prebuilt -t auditlog .
 #
 # `BINARY=prebuilt` makes the `binary` stage the `prebuilt` one, so the Rust stages are
-# never built (BuildKit and buildah/podman skip stages the target does not use).
+# never built (BuildKit and buildah/podman skip stages the target does not use). podman 4
+# (buildah 1.28) decides which stages are used before it applies this ARG's default, so with
+# podman name the compiling stage too: `podman build --build-arg BINARY=build .`
 ARG BINARY=build
 
 # ---- build: a Rust toolchain; dependencies compiled in their own cached layer ----------------
