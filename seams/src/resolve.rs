@@ -4,8 +4,8 @@
 //! | seam | distributed | embedded |
 //! |---|---|---|
 //! | [`event_log`] | `kafka://host:port[,host:port...]` | `file:///path/to/log` |
-//! | [`event_store`] | `scylla://host:port[,host:port...][/keyspace]` | `file:///path/to/store` |
-//! | [`search_index`] | `opensearch://host:port[/alias]`, `http(s)://host:port` | `file:///path/to/index` |
+//! | [`event_store`] | `scylla://host:port[,host:port...][/keyspace][?replication_factor=N]` | `file:///path/to/store` |
+//! | [`search_index`] | `opensearch://host:port[/alias][?replicas=N]`, `http(s)://host:port` | `file:///path/to/index` |
 //!
 //! [`embedded`] opens all three embedded backends under one data directory.
 
@@ -138,6 +138,25 @@ fn scylla_config(uri: &str, rest: &str) -> Result<ScyllaConfig, StoreError> {
     Ok(config)
 }
 
+/// The OpenSearch settings of `host:port[/alias][?replicas=N]`: `replicas` is the
+/// `number_of_replicas` of the index template, so of every monthly index created from then on
+/// (default 0, for a single development node).
+fn opensearch_config(uri: &str, rest: &str) -> Result<OpenSearchConfig, IndexError> {
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (host, alias) = rest.split_once('/').unwrap_or((rest, ""));
+    let alias = if alias.is_empty() { DEFAULT_INDEX_ALIAS } else { alias.trim_end_matches('/') };
+    let mut config = OpenSearchConfig::new(format!("http://{host}"), alias);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("replicas", n)) => {
+                config.replicas = n.parse().map_err(|_| IndexError::Invalid(format!("search index uri {uri:?}: replicas={n:?} is not a number")))?;
+            }
+            _ => return Err(IndexError::Invalid(format!("search index uri {uri:?}: unknown parameter {pair:?} (known: replicas=N)"))),
+        }
+    }
+    Ok(config)
+}
+
 /// Opens the search index named by `uri`.
 ///
 /// - `opensearch://host:port[/alias]` (plain http; alias default [`DEFAULT_INDEX_ALIAS`]);
@@ -147,9 +166,7 @@ pub async fn search_index(uri: &str) -> Result<Arc<dyn SearchIndex>, IndexError>
     let invalid = || IndexError::Invalid(scheme_error("search index", uri, "opensearch://127.0.0.1:9200 or file:///var/lib/auditlog/index"));
     match uri.split_once("://") {
         Some(("opensearch", rest)) if !rest.is_empty() && !rest.starts_with('/') => {
-            let (host, alias) = rest.split_once('/').unwrap_or((rest, ""));
-            let alias = if alias.is_empty() { DEFAULT_INDEX_ALIAS } else { alias.trim_end_matches('/') };
-            Ok(Arc::new(OpenSearchIndex::connect(OpenSearchConfig::new(format!("http://{host}"), alias)).await?))
+            Ok(Arc::new(OpenSearchIndex::connect(opensearch_config(uri, rest)?).await?))
         }
         Some(("http" | "https", rest)) if !rest.is_empty() => {
             Ok(Arc::new(OpenSearchIndex::connect(OpenSearchConfig::new(uri, DEFAULT_INDEX_ALIAS)).await?))
@@ -249,6 +266,17 @@ mod tests {
         assert_eq!((single.keyspace.as_str(), single.replication.contains("SimpleStrategy")), (DEFAULT_KEYSPACE, true));
         for bad in ["a:1/ks?replication_factor=0", "a:1/ks?replication_factor=x", "a:1/ks?consistency=one", "a:1/bad-ks?replication_factor=3"] {
             assert!(matches!(scylla_config("u", bad), Err(StoreError::Invalid(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn opensearch_uris_name_the_alias_and_the_replicas_of_new_indices() {
+        let config = opensearch_config("u", "os:9200/audit?replicas=2").expect("valid");
+        assert_eq!((config.url.as_str(), config.prefix.as_str(), config.replicas), ("http://os:9200", "audit", 2));
+        let plain = opensearch_config("u", "os:9200").expect("valid");
+        assert_eq!((plain.prefix.as_str(), plain.replicas), (DEFAULT_INDEX_ALIAS, 0));
+        for bad in ["os:9200/a?replicas=-1", "os:9200/a?replicas=x", "os:9200/a?shards=3"] {
+            assert!(matches!(opensearch_config("u", bad), Err(IndexError::Invalid(_))), "{bad}");
         }
     }
 
