@@ -35,8 +35,32 @@ pub const APPEND_FAILURES_TOTAL: &str = "auditlog_gateway_append_failures_total"
 pub fn handle() -> PrometheusHandle {
     static DESCRIBED: OnceLock<()> = OnceLock::new();
     let handle = auditlog_api_common::ops::prometheus();
-    DESCRIBED.get_or_init(describe);
+    DESCRIBED.get_or_init(|| {
+        describe();
+        register_at_zero();
+    });
     handle
+}
+
+/// Rejection reasons, as [`EVENTS_REJECTED_TOTAL`] labels them.
+const REJECTION_REASONS: [&str; 4] = ["validation", "tenant_mismatch", "rate_limited", "unavailable"];
+/// Append failure kinds, as [`APPEND_FAILURES_TOTAL`] labels them.
+const APPEND_FAILURE_KINDS: [&str; 4] = ["unavailable", "rejected", "timeout", "encode"];
+
+/// Registers the counters alerts and dashboards take `rate()`/`increase()` of, for every
+/// label set known at start, and the in-flight gauge, at 0 (adding 0 changes nothing when
+/// they exist already): a series born at its first event has no increase, so the first
+/// refusal would go unseen.
+fn register_at_zero() {
+    counter!(EVENTS_ACCEPTED_TOTAL).increment(0);
+    counter!(EVENTS_DEDUPLICATED_TOTAL).increment(0);
+    for reason in REJECTION_REASONS {
+        counter!(EVENTS_REJECTED_TOTAL, "reason" => reason).increment(0);
+    }
+    for kind in APPEND_FAILURE_KINDS {
+        counter!(APPEND_FAILURES_TOTAL, "kind" => kind).increment(0);
+    }
+    gauge!(IN_FLIGHT_REQUESTS).increment(0.0);
 }
 
 fn describe() {
@@ -95,4 +119,22 @@ pub async fn track(request: Request, next: Next) -> Response {
 /// Samples the producer's queue depth (called when `/metrics` is scraped).
 pub fn producer_queue_depth(records: usize) {
     gauge!(PRODUCER_QUEUE_DEPTH).set(records as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_series_alerts_rate_exist_from_the_start() {
+        let rendered = super::handle().render();
+        for series in [
+            "auditlog_gateway_events_accepted_total ",
+            "auditlog_gateway_events_deduplicated_total ",
+            "auditlog_gateway_events_rejected_total{reason=\"unavailable\"} ",
+            "auditlog_gateway_events_rejected_total{reason=\"validation\"} ",
+            "auditlog_gateway_append_failures_total{kind=\"timeout\"} ",
+            "auditlog_gateway_in_flight_requests ",
+        ] {
+            assert!(rendered.contains(series), "{series} is missing from\n{rendered}");
+        }
+    }
 }

@@ -3,8 +3,11 @@
 
 use std::sync::OnceLock;
 
-use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::config::SinkKind;
+use crate::dlq::Reason;
 
 /// Events handled, by `sink` and `outcome` (`written`, `dead_lettered`, `skipped`).
 pub const EVENTS_TOTAL: &str = "auditlog_processor_events_total";
@@ -30,8 +33,37 @@ pub const SINK_WAITING: &str = "auditlog_processor_sink_waiting";
 pub fn handle() -> PrometheusHandle {
     static DESCRIBED: OnceLock<()> = OnceLock::new();
     let handle = auditlog_api_common::ops::prometheus();
-    DESCRIBED.get_or_init(describe);
+    DESCRIBED.get_or_init(|| {
+        describe();
+        register_at_zero();
+    });
     handle
+}
+
+/// Outcomes, as [`EVENTS_TOTAL`] labels them.
+const OUTCOMES: [&str; 3] = ["written", "dead_lettered", "skipped"];
+/// Retry reasons, as [`RETRIES_TOTAL`] labels them.
+const RETRY_REASONS: [&str; 5] = ["unavailable", "rejected", "refused", "registry", "dlq"];
+
+/// Registers the counters alerts and dashboards take `rate()`/`increase()` of, and the
+/// sink-waiting gauge, at 0 for every label set known at start (adding 0 changes nothing
+/// when they exist already): a series born at its first dead letter has no increase, so
+/// the first one would go unseen. The process does not know its own sink here, so it
+/// exports these zeros for both sinks; aggregate by `sink`, never count series.
+fn register_at_zero() {
+    for sink in [SinkKind::Scylla, SinkKind::OpenSearch].map(SinkKind::as_str) {
+        for outcome in OUTCOMES {
+            counter!(EVENTS_TOTAL, "sink" => sink, "outcome" => outcome).increment(0);
+        }
+        for reason in [Reason::Decode, Reason::Rejected] {
+            counter!(DLQ_TOTAL, "sink" => sink, "reason" => reason.as_str()).increment(0);
+        }
+        for reason in RETRY_REASONS {
+            counter!(RETRIES_TOTAL, "sink" => sink, "reason" => reason).increment(0);
+        }
+        counter!(COMMIT_FAILURES_TOTAL, "sink" => sink).increment(0);
+        gauge!(SINK_WAITING, "sink" => sink).increment(0.0);
+    }
 }
 
 fn describe() {
@@ -44,4 +76,24 @@ fn describe() {
     describe_counter!(COMMIT_FAILURES_TOTAL, Unit::Count, "failed offset commits, by sink");
     describe_gauge!(CONSUMER_LAG, Unit::Count, "records between the read position and the partition end");
     describe_gauge!(SINK_WAITING, Unit::Count, "1 while the sink is unavailable and the processor waits");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_series_alerts_rate_exist_from_the_start() {
+        let rendered = super::handle().render();
+        for sink in ["scylla", "opensearch"] {
+            for series in [
+                format!("auditlog_processor_dead_letters_total{{sink=\"{sink}\",reason=\"decode\"}} "),
+                format!("auditlog_processor_dead_letters_total{{sink=\"{sink}\",reason=\"rejected\"}} "),
+                format!("auditlog_processor_events_total{{sink=\"{sink}\",outcome=\"written\"}} "),
+                format!("auditlog_processor_retries_total{{sink=\"{sink}\",reason=\"unavailable\"}} "),
+                format!("auditlog_processor_commit_failures_total{{sink=\"{sink}\"}} "),
+                format!("auditlog_processor_sink_waiting{{sink=\"{sink}\"}} "),
+            ] {
+                assert!(rendered.contains(&series), "{series} is missing from\n{rendered}");
+            }
+        }
+    }
 }

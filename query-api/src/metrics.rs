@@ -33,8 +33,24 @@ pub const ADMIN_ACTIONS_TOTAL: &str = "auditlog_query_admin_actions_total";
 pub fn handle() -> PrometheusHandle {
     static DESCRIBED: OnceLock<()> = OnceLock::new();
     let handle = auditlog_api_common::ops::prometheus();
-    DESCRIBED.get_or_init(describe);
+    DESCRIBED.get_or_init(|| {
+        describe();
+        register_at_zero();
+    });
     handle
+}
+
+/// Registers the counters dashboards take `rate()` of, for every label set known at start,
+/// and the live-subscriber gauge, at 0 (adding 0 changes nothing when they exist already).
+fn register_at_zero() {
+    for format in ["csv", "ndjson", "json"] {
+        counter!(EXPORT_ROWS_TOTAL, "format" => format).increment(0);
+    }
+    counter!(LIVE_SKIPPED_TOTAL).increment(0);
+    for view in ["store", "search"] {
+        counter!(RETENTION_PURGED_TOTAL, "view" => view).increment(0);
+    }
+    gauge!(LIVE_SUBSCRIBERS).increment(0.0);
 }
 
 fn describe() {
@@ -93,4 +109,20 @@ pub async fn track(request: Request, next: Next) -> Response {
     counter!(REQUESTS_TOTAL, "route" => route.clone(), "status" => status).increment(1);
     histogram!(REQUEST_DURATION_SECONDS, "route" => route).record(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_series_dashboards_rate_exist_from_the_start() {
+        let rendered = super::handle().render();
+        for series in [
+            "auditlog_query_export_rows_total{format=\"csv\"} ",
+            "auditlog_query_live_skipped_total ",
+            "auditlog_query_retention_purged_total{view=\"store\"} ",
+            "auditlog_query_live_subscribers ",
+        ] {
+            assert!(rendered.contains(series), "{series} is missing from\n{rendered}");
+        }
+    }
 }
