@@ -8,21 +8,9 @@ mod distributed;
 
 use std::time::{Duration, Instant};
 
-use distributed::Setup;
+use distributed::{Setup, until};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-async fn until<F, Fut>(what: &str, secs: u64, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out after {secs} s: {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 async fn get(http: &reqwest::Client, url: &str, key: &str) -> (StatusCode, Value) {
     let answer = http.get(url).header("X-API-Key", key).send().await.expect("query api answers");

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::distributed::{Proc, Setup, free_port};
+use crate::distributed::{Proc, Setup, free_port, until};
 use crate::tools;
 
 const KEYSPACE: &str = "auditlog_observability_test";
@@ -45,18 +45,6 @@ fn processor(setup: &Setup, sink: &str) -> (Proc, String) {
     let args = ["processor", "--sink", sink, "--group", &group, "--instance-id", &instance, "--listen", &listen];
     let proc = Proc(setup.command(&args).spawn().unwrap_or_else(|e| panic!("the {sink} processor starts: {e}")));
     (proc, format!("http://{listen}"))
-}
-
-async fn until<F, Fut>(what: &str, secs: u64, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out after {secs} s: {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 async fn scrape(http: &reqwest::Client, base: &str) -> String {

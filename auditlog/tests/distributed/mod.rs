@@ -111,6 +111,19 @@ impl Setup {
     }
 }
 
+/// Polls `check` every 250 ms until it holds; fails naming `what` after `secs` seconds.
+pub async fn until<F, Fut>(what: &str, secs: u64, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out after {secs} s: {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Every id the store lists for `tenant` (repeats kept, to detect duplicates).
 pub async fn store_ids(store: &ScyllaEventStore, tenant: &str) -> Vec<String> {
     let filter = EventFilter { tenant_id: tenant.to_owned(), ..EventFilter::default() };
