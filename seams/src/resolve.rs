@@ -221,11 +221,26 @@ pub enum EmbeddedError {
     Index(#[from] IndexError),
 }
 
+/// Creates `dir` (and missing parents) readable by its owner only (0700): it holds every
+/// tenant's events and the credentials of standalone mode. An existing directory keeps the
+/// mode its owner gave it.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// Opens (or creates) the embedded log, store and index under `dir` (`log/`, `store/`,
 /// `index/`), after checking the directory's own format file. Blocking: recovery reads the
 /// log's segments; call it before serving. `log` configures the event log (its `dir` is
 /// replaced by `<dir>/log`).
 pub fn embedded(dir: &Path, log: Option<FileLogConfig>) -> Result<Embedded, EmbeddedError> {
+    create_private_dir(dir).map_err(|e| EmbeddedError::DataDir(format!("{}: {e}", dir.display())))?;
     files::check_format(dir, DATA_DIR_KIND, DATA_DIR_VERSION).map_err(EmbeddedError::DataDir)?;
     let log_config = FileLogConfig { dir: dir.join("log"), ..log.unwrap_or_else(|| FileLogConfig::new(dir.join("log"))) };
     Ok(Embedded {
@@ -278,6 +293,18 @@ mod tests {
         for bad in ["os:9200/a?replicas=-1", "os:9200/a?replicas=x", "os:9200/a?shards=3"] {
             assert!(matches!(opensearch_config("u", bad), Err(IndexError::Invalid(_))), "{bad}");
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_data_directory_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let parent = tempfile::tempdir().expect("tempdir");
+        let dir = parent.path().join("auditlog-data");
+        let opened = embedded(&dir, None).expect("a new data directory opens");
+        drop(opened);
+        let mode = std::fs::metadata(&dir).expect("it exists").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "mode {mode:o}");
     }
 
     #[test]
