@@ -3,10 +3,12 @@
 //!
 //! - [`auth`]: JWT (RFC 8725) and API-key verification, [`auth::Principal`], roles;
 //! - [`config`]: the typed [`config::AuthConfig`] and its environment overrides;
+//! - [`limits`]: per-tenant token buckets and in-flight caps (429/503 load shedding);
 //! - [`problem`]: RFC 9457 [`problem::Problem`] bodies;
 //! - [`ops`]: `/healthz`, OpenAPI security schemes, the Prometheus recorder.
 
 pub mod auth;
 pub mod config;
+pub mod limits;
 pub mod ops;
 pub mod problem;
