@@ -57,6 +57,8 @@ pub struct Stack {
     pub codec: Arc<WireCodec>,
     pub store: Arc<ScyllaEventStore>,
     pub index: Arc<OpenSearchIndex>,
+    /// The index's alias (and prefix of its monthly indices).
+    pub alias: String,
 }
 
 impl Stack {
@@ -73,10 +75,11 @@ impl Stack {
         let store = within(90, "cassandra connects", ScyllaEventStore::connect(&ScyllaConfig::new(vec![cassandra_contact_point()], "auditlog_processors_test")))
             .await
             .unwrap_or_else(|e| panic!("cassandra at {} is not usable: {e}", cassandra_contact_point()));
-        let index = within(60, "opensearch connects", OpenSearchIndex::connect(OpenSearchConfig::new(opensearch_url(), unique("proc-"))))
+        let alias = unique("proc-");
+        let index = within(60, "opensearch connects", OpenSearchIndex::connect(OpenSearchConfig::new(opensearch_url(), alias.clone())))
             .await
             .unwrap_or_else(|e| panic!("opensearch at {} is not usable: {e}", opensearch_url()));
-        Self { topic, log, codec, store: Arc::new(store), index: Arc::new(index) }
+        Self { topic, log, codec, store: Arc::new(store), index: Arc::new(index), alias }
     }
 
     pub fn config(&self, sink: SinkKind) -> ProcessorConfig {
@@ -195,6 +198,11 @@ pub struct Running {
 impl Running {
     pub fn start(stack: &Stack, config: ProcessorConfig) -> Self {
         let sink = stack.sink(config.sink);
+        Self::start_with(stack, config, sink)
+    }
+
+    /// A processor writing to `sink` instead of the stack's own.
+    pub fn start_with(stack: &Stack, config: ProcessorConfig, sink: Arc<dyn Sink>) -> Self {
         let log: Arc<dyn EventLog> = stack.log.clone();
         let codec = stack.codec.clone();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -229,4 +237,29 @@ where
         }
     })
     .await;
+}
+
+/// One HTTP/1.1 request to `base` (`http://host:port`); returns the status and the body.
+/// Enough for the few OpenSearch admin calls a test makes, without an HTTP client crate.
+pub async fn http(base: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap_or_else(|e| panic!("connect {host}: {e}"));
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send the request");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("read the answer");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("not an HTTP answer: {answer}"));
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// Records in the dead-letter topic of `stack` so far.
+pub async fn dead_letter_count(stack: &Stack) -> i64 {
+    let dlq = auditlog_seams::TopicSelector::Topics(vec![format!("{}.dlq", stack.topic)]);
+    stack.log.watermarks(&dlq).await.expect("dlq watermarks").iter().map(|w| w.high - w.low).sum()
 }

@@ -11,9 +11,18 @@
 //!   a 409 conflict, counted as success. (A producer re-sending an id with an `occurred_at`
 //!   in another month would land in another index; the gateway's idempotency window and the
 //!   event store's id table make that the rare case it is. The event store stays exact.)
-//! - **Retries**: only the failed items of a bulk are retried (429 and 5xx), with backoff and
-//!   a bounded number of attempts; any other item error is a permanent rejection reported by
-//!   event id, for the dead-letter topic.
+//! - **Retries**: only the failed items of a bulk are retried, with backoff and a bounded
+//!   number of attempts, after which the call fails as unavailable (the processor waits and
+//!   retries, committing nothing). Only what the document itself causes is a permanent
+//!   rejection reported by event id, for the dead-letter topic: an item status 400 (mapping
+//!   or parsing error) or 413. Everything that is the cluster's state is retried: 429, 5xx,
+//!   401/403 (credentials, permissions), 404 (a missing index the cluster will not create)
+//!   and cluster blocks whatever their status (a write block, 403, or the disk flood-stage
+//!   read-only block, 429), so an outage or a full disk makes the processor wait instead of
+//!   dead-lettering the stream.
+//! - **Too large**: a bulk the cluster refuses as too large (HTTP 413, `http.max_content_length`
+//!   or a proxy's body limit) is split in halves until each part fits; an event too large on
+//!   its own is rejected by id, with a reason saying so.
 
 mod query;
 mod template;
@@ -111,8 +120,8 @@ impl OpenSearchIndex {
         format!("{}-{:04}.{:02}", self.config.prefix, at.year(), u8::from(at.month()))
     }
 
-    /// One bulk of `create` operations; returns the positions (in `batch`) to retry.
-    async fn bulk(&self, batch: &[&StoredEvent]) -> Result<Vec<usize>, IndexError> {
+    /// One bulk of `create` operations over `batch`.
+    async fn bulk(&self, batch: &[&StoredEvent]) -> Result<Bulk, IndexError> {
         let mut body: Vec<JsonBody<Value>> = Vec::with_capacity(batch.len() * 2);
         for stored in batch {
             let e = &stored.event;
@@ -122,27 +131,116 @@ impl OpenSearchIndex {
             body.push(query::document(stored)?.into());
         }
         let response = self.client.bulk(BulkParts::None).body(body).send().await.map_err(unavailable)?;
-        let status = response.status_code();
-        if status.as_u16() == 429 || status.is_server_error() {
-            return Ok((0..batch.len()).collect());
+        let status = response.status_code().as_u16();
+        match status {
+            200..=299 => {}
+            413 => return Ok(Bulk::TooLarge),
+            // A malformed request: ours to fix, not the cluster's state.
+            400 => return Err(expect_success(response, "bulk").await.err().unwrap_or_else(|| unavailable("bulk: 400"))),
+            // 401/403 (credentials), 404, 408, 429, 5xx, a proxy's answer: wait for the cluster.
+            _ => {
+                let answer: Value = response.json().await.unwrap_or(Value::Null);
+                return Ok(Bulk::Items { retry: (0..batch.len()).collect(), rejected: Vec::new(), reason: format!("bulk: HTTP {status}: {}", answer["error"]) });
+            }
         }
-        let answer = expect_success(response, "bulk").await?;
+        let answer: Value = response.json().await.map_err(unavailable)?;
         let items = answer["items"].as_array().ok_or_else(|| unavailable("bulk answer has no items"))?;
-        let mut retry = Vec::new();
-        let mut rejected = Vec::new();
-        let mut reason = String::new();
+        let (mut retry, mut rejected, mut reason) = (Vec::new(), Vec::new(), String::new());
         for (i, item) in items.iter().enumerate() {
             let result = &item["create"];
-            match result["status"].as_u64().unwrap_or(0) {
-                200 | 201 | 409 => {}
-                429 | 500..=599 => retry.push(i),
-                _ => {
+            match classify_item(result) {
+                Item::Done => {}
+                Item::Retry => {
+                    retry.push(i);
+                    reason = format!("item status {}: {}", result["status"], result["error"]);
+                }
+                Item::Rejected => {
                     rejected.push(batch[i].event.id.clone());
-                    reason = result["error"].to_string();
+                    reason = format!("item status {}: {}", result["status"], result["error"]);
                 }
             }
         }
-        if rejected.is_empty() { Ok(retry) } else { Err(IndexError::Rejected { ids: rejected, reason }) }
+        Ok(Bulk::Items { retry, rejected, reason })
+    }
+
+    /// Indexes `chunk`, retrying its failed items up to `max_attempts` times.
+    async fn index_chunk<'a>(&self, chunk: Vec<&'a StoredEvent>) -> Result<Chunk<'a>, IndexError> {
+        let mut pending = chunk;
+        let mut refused = Vec::new();
+        let mut last = String::new();
+        for attempt in 0..self.config.max_attempts {
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(100 << attempt.min(6))).await;
+            }
+            match self.bulk(&pending).await {
+                Ok(Bulk::TooLarge) => return Ok(Chunk::TooLarge(pending, refused, last)),
+                Ok(Bulk::Items { retry, rejected, reason }) => {
+                    if !rejected.is_empty() {
+                        refused.extend(rejected);
+                    }
+                    if !reason.is_empty() {
+                        last = reason;
+                    }
+                    pending = retry.into_iter().map(|i| pending[i]).collect();
+                }
+                Err(IndexError::Unavailable(reason)) if attempt + 1 < self.config.max_attempts => last = reason,
+                Err(err) => return Err(err),
+            }
+        }
+        if pending.is_empty() {
+            Ok(Chunk::Indexed(refused, last))
+        } else {
+            Err(IndexError::Unavailable(format!(
+                "{} documents still failing after {} attempts; last: {last}",
+                pending.len(),
+                self.config.max_attempts
+            )))
+        }
+    }
+}
+
+/// What one bulk request left to do.
+enum Bulk {
+    /// The cluster answered per item: positions to retry, ids refused for good, and the last
+    /// item error (for logs and dead letters).
+    Items { retry: Vec<usize>, rejected: Vec<String>, reason: String },
+    /// The request was too large for the cluster (HTTP 413): split it.
+    TooLarge,
+}
+
+/// What [`OpenSearchIndex::index_chunk`] did: each carries the ids refused for good and why.
+enum Chunk<'a> {
+    /// Every document is indexed, but for the refused ones.
+    Indexed(Vec<String>, String),
+    /// These documents are too large for one request together: split them.
+    TooLarge(Vec<&'a StoredEvent>, Vec<String>, String),
+}
+
+/// How the cluster answered one item of a bulk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Item {
+    /// Created, or held already (409: the first write of an id wins).
+    Done,
+    /// Not the document's fault (cluster state, overload, credentials): retry it.
+    Retry,
+    /// The document itself is refused (mapping or parsing error): dead-letter it.
+    Rejected,
+}
+
+/// Classifies one `create` item of a bulk answer. Only what the document causes is
+/// permanent; cluster blocks are the cluster's state whatever their status (a write block
+/// is a 403, the disk flood-stage block a 429), so they are retried.
+fn classify_item(result: &Value) -> Item {
+    let status = result["status"].as_u64().unwrap_or(0);
+    let kind = result["error"]["type"].as_str().unwrap_or_default();
+    match status {
+        200..=299 | 409 => Item::Done,
+        _ if kind == "cluster_block_exception" => Item::Retry,
+        400 | 413 => Item::Rejected,
+        _ => Item::Retry,
     }
 }
 
@@ -157,7 +255,9 @@ pub(super) async fn expect_success(response: opensearch::http::response::Respons
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if status.is_success() {
         Ok(body)
-    } else if status.is_client_error() && status.as_u16() != 429 {
+    } else if status.is_client_error() && !matches!(status.as_u16(), 401 | 403 | 408 | 429) {
+        // The request's fault; 401/403 (credentials, blocks), 408 and 429 are the cluster's
+        // state and wait like 5xx.
         Err(IndexError::Invalid(format!("{what}: {status}: {}", body["error"])))
     } else {
         Err(IndexError::Unavailable(format!("{what}: {status}: {}", body["error"])))
@@ -167,25 +267,33 @@ pub(super) async fn expect_success(response: opensearch::http::response::Respons
 #[async_trait]
 impl SearchIndex for OpenSearchIndex {
     async fn index(&self, events: &[StoredEvent]) -> Result<(), IndexError> {
-        let mut pending: Vec<&StoredEvent> = events.iter().collect();
-        for attempt in 0..self.config.max_attempts {
-            if pending.is_empty() {
-                return Ok(());
+        let mut refused: Vec<String> = Vec::new();
+        let mut reason = String::new();
+        let mut chunks: Vec<Vec<&StoredEvent>> = vec![events.iter().collect()];
+        while let Some(chunk) = chunks.pop() {
+            let (ids, why, too_large) = match self.index_chunk(chunk).await? {
+                Chunk::Indexed(ids, why) => (ids, why, None),
+                Chunk::TooLarge(rest, ids, why) => (ids, why, Some(rest)),
+            };
+            if !ids.is_empty() {
+                refused.extend(ids);
+                reason = why;
             }
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(100 << attempt.min(6))).await;
-            }
-            match self.bulk(&pending).await {
-                Ok(retry) => pending = retry.into_iter().map(|i| pending[i]).collect(),
-                Err(IndexError::Unavailable(_)) if attempt + 1 < self.config.max_attempts => {}
-                Err(err) => return Err(err),
+            match too_large {
+                Some(mut first) if first.len() > 1 => {
+                    let second = first.split_off(first.len() / 2);
+                    chunks.push(second);
+                    chunks.push(first);
+                }
+                Some(alone) => {
+                    let id = &alone[0].event.id;
+                    reason = format!("event {id} alone is larger than the search index accepts in one request (HTTP 413, http.max_content_length)");
+                    refused.push(id.clone());
+                }
+                None => {}
             }
         }
-        if pending.is_empty() {
-            Ok(())
-        } else {
-            Err(IndexError::Unavailable(format!("{} documents still failing after {} attempts", pending.len(), self.config.max_attempts)))
-        }
+        if refused.is_empty() { Ok(()) } else { Err(IndexError::Rejected { ids: refused, reason }) }
     }
 
     async fn search(&self, filter: &EventFilter, page: &PageRequest) -> Result<Page, IndexError> {
@@ -207,5 +315,29 @@ impl SearchIndex for OpenSearchIndex {
             Some("green" | "yellow") => Ok(()),
             other => Err(IndexError::Unavailable(format!("cluster health is {other:?}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{Item, classify_item};
+
+    #[test]
+    fn only_what_the_document_causes_is_rejected() {
+        let item = |status: u64, kind: &str| json!({"status": status, "error": {"type": kind, "reason": "r"}});
+        assert_eq!(classify_item(&json!({"status": 201})), Item::Done);
+        assert_eq!(classify_item(&item(409, "version_conflict_engine_exception")), Item::Done);
+        assert_eq!(classify_item(&item(400, "mapper_parsing_exception")), Item::Rejected);
+        assert_eq!(classify_item(&item(400, "strict_dynamic_mapping_exception")), Item::Rejected);
+        // The cluster's state, not the document: wait and retry, never dead-letter.
+        assert_eq!(classify_item(&item(403, "cluster_block_exception")), Item::Retry, "index.blocks.write");
+        assert_eq!(classify_item(&item(429, "cluster_block_exception")), Item::Retry, "disk flood stage");
+        assert_eq!(classify_item(&item(401, "security_exception")), Item::Retry);
+        assert_eq!(classify_item(&item(403, "security_exception")), Item::Retry);
+        assert_eq!(classify_item(&item(404, "index_not_found_exception")), Item::Retry);
+        assert_eq!(classify_item(&item(429, "es_rejected_execution_exception")), Item::Retry);
+        assert_eq!(classify_item(&item(503, "unavailable_shards_exception")), Item::Retry);
     }
 }
