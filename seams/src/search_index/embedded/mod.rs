@@ -10,6 +10,9 @@
 //!   cursor `<occurred_us>:<id>` (OpenSearch's `search_after`); stats count exactly.
 //! - **Full text**: tantivy's query syntax over one text field, conjunctive by default (as
 //!   OpenSearch's `default_operator: and`); malformed syntax is [`IndexError::Invalid`].
+//! - **Cancellation**: a search or stats call runs on a blocking thread; dropping its future
+//!   (a caller's timeout) or running past [`MAX_SEARCH_TIME`] stops the scoring within a few
+//!   thousand documents, and the call fails as unavailable instead of answering partially.
 
 mod query;
 mod schema;
@@ -38,6 +41,9 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Memory of the index writer; tantivy flushes a segment when it is full. More means fewer,
 /// larger segments at the cost of resident memory.
 const WRITER_MEMORY_BYTES: usize = 64 << 20;
+/// Longest one search or stats call may run, even when its caller waits longer (the
+/// OpenSearch index's `timeout` plays the same role).
+pub const MAX_SEARCH_TIME: std::time::Duration = std::time::Duration::from_secs(20);
 
 struct Inner {
     index: Index,
@@ -116,18 +122,18 @@ impl Inner {
         Ok(())
     }
 
-    fn search_blocking(&self, filter: &EventFilter, page: &PageRequest) -> Result<Page, IndexError> {
+    fn search_blocking(&self, filter: &EventFilter, page: &PageRequest, cancel: &query::Cancel) -> Result<Page, IndexError> {
         if page.limit == 0 || page.limit > MAX_PAGE {
             return Err(IndexError::Invalid(format!("limit must be 1..={MAX_PAGE}")));
         }
         let below = page.after.as_deref().map(query::parse_cursor).transpose()?;
-        let q = query::filter_query(&self.fields, &self.parser, filter, below)?;
+        let q = cancel.wrap(query::filter_query(&self.fields, &self.parser, filter, below)?);
         let sort = (
             (SortByStaticFastValue::<i64>::for_field(schema::OCCURRED_US), Order::Desc),
             (SortByString::for_field(schema::ID), Order::Desc),
         );
         let searcher = self.reader.searcher();
-        let hits = searcher.search(&q, &TopDocs::with_limit(page.limit + 1).order_by(sort)).map_err(unavailable)?;
+        let hits = cancel.check(searcher.search(&q, &TopDocs::with_limit(page.limit + 1).order_by(sort)).map_err(unavailable))?;
         let more = hits.len() > page.limit;
         let mut events = Vec::with_capacity(hits.len().min(page.limit));
         for (_, address) in hits.into_iter().take(page.limit) {
@@ -141,15 +147,15 @@ impl Inner {
         Ok(Page { events, next })
     }
 
-    fn stats_blocking(&self, filter: &EventFilter, group_by: Option<GroupBy>, interval: Option<Duration>) -> Result<Stats, IndexError> {
+    fn stats_blocking(&self, filter: &EventFilter, group_by: Option<GroupBy>, interval: Option<Duration>, cancel: &query::Cancel) -> Result<Stats, IndexError> {
         let interval_us = match interval {
             Some(i) if i.whole_seconds() < 1 => return Err(IndexError::Invalid("interval must be at least one second".into())),
             Some(i) => Some(i.whole_seconds().saturating_mul(1_000_000)),
             None => None,
         };
-        let q = query::filter_query(&self.fields, &self.parser, filter, None)?;
+        let q = cancel.wrap(query::filter_query(&self.fields, &self.parser, filter, None)?);
         let collector = query::StatsCollector { group: group_by.map(query::group_column), interval_us };
-        let counts = self.reader.searcher().search(&q, &collector).map_err(unavailable)?;
+        let counts = cancel.check(self.reader.searcher().search(&q, &collector).map_err(unavailable))?;
         let mut groups: Vec<(String, u64)> = counts.groups.into_iter().collect();
         groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         groups.truncate(MAX_GROUPS);
@@ -186,12 +192,14 @@ impl SearchIndex for TantivySearchIndex {
 
     async fn search(&self, filter: &EventFilter, page: &PageRequest) -> Result<Page, IndexError> {
         let (filter, page) = (filter.clone(), page.clone());
-        self.blocking(move |i| i.search_blocking(&filter, &page)).await
+        let (cancel, _on_drop) = query::Cancel::new(MAX_SEARCH_TIME);
+        self.blocking(move |i| i.search_blocking(&filter, &page, &cancel)).await
     }
 
     async fn stats(&self, filter: &EventFilter, group_by: Option<GroupBy>, interval: Option<Duration>) -> Result<Stats, IndexError> {
         let filter = filter.clone();
-        self.blocking(move |i| i.stats_blocking(&filter, group_by, interval)).await
+        let (cancel, _on_drop) = query::Cancel::new(MAX_SEARCH_TIME);
+        self.blocking(move |i| i.stats_blocking(&filter, group_by, interval, &cancel)).await
     }
 
     async fn purge_before(&self, tenant_id: &str, before: OffsetDateTime) -> Result<u64, IndexError> {

@@ -4,13 +4,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use auditlog_schemas::avro::to_micros;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
-use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery, TermSetQuery};
+use tantivy::query::{BooleanQuery, EnableScoring, Explanation, Occur, Query, QueryParser, RangeQuery, Scorer, TermQuery, TermSetQuery, Weight};
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader, Term};
+use tantivy::{COLLECT_BLOCK_BUFFER_LEN, DocId, DocSet, Score, SegmentOrdinal, SegmentReader, TERMINATED, Term};
 use time::OffsetDateTime;
 
 use super::schema::{self, Fields};
@@ -243,5 +246,237 @@ impl SegmentCollector for SegmentStats {
             });
         }
         self.counts
+    }
+}
+
+/// Stops a search: set when its caller gave up (the search future was dropped, e.g. by the
+/// query API's time budget) or when its own deadline passed. The blocking search sees it
+/// between two blocks of documents and ends; its partial result is then discarded.
+#[derive(Debug, Clone)]
+pub(super) struct Cancel {
+    cancelled: Arc<AtomicBool>,
+    deadline: Instant,
+}
+
+/// Cancels its [`Cancel`] when dropped: held by the search future, so dropping the future
+/// stops the blocking work it started.
+pub(super) struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancelled.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Documents a scorer passes between two looks at its [`Cancel`].
+const CANCEL_CHECK_DOCS: u32 = 4_096;
+
+impl Cancel {
+    /// A token that expires after `budget`, and the guard cancelling it on drop.
+    pub(super) fn new(budget: Duration) -> (Self, CancelOnDrop) {
+        let cancel = Self { cancelled: Arc::new(AtomicBool::new(false)), deadline: Instant::now() + budget };
+        (cancel.clone(), CancelOnDrop(cancel))
+    }
+
+    /// Whether the search should stop (remembered once the deadline passed).
+    pub(super) fn is_cancelled(&self) -> bool {
+        if self.cancelled.load(Ordering::Relaxed) {
+            return true;
+        }
+        if Instant::now() >= self.deadline {
+            self.cancelled.store(true, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// `query`, stopping at this token.
+    pub(super) fn wrap(&self, query: Box<dyn Query>) -> Box<dyn Query> {
+        Box::new(Cancellable { inner: query, cancel: self.clone() })
+    }
+
+    /// `result` unless the search was cancelled meanwhile (its result may be partial then).
+    pub(super) fn check<T>(&self, result: Result<T, IndexError>) -> Result<T, IndexError> {
+        if self.is_cancelled() { Err(IndexError::Unavailable("search cancelled: past its time budget or abandoned".into())) } else { result }
+    }
+}
+
+/// A query whose scorers end early once its [`Cancel`] is set.
+#[derive(Debug)]
+struct Cancellable {
+    inner: Box<dyn Query>,
+    cancel: Cancel,
+}
+
+impl Clone for Cancellable {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.box_clone(), cancel: self.cancel.clone() }
+    }
+}
+
+impl Query for Cancellable {
+    fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        Ok(Box::new(CancellableWeight { inner: self.inner.weight(scoring)?, cancel: self.cancel.clone() }))
+    }
+}
+
+struct CancellableWeight {
+    inner: Box<dyn Weight>,
+    cancel: Cancel,
+}
+
+fn cancelled() -> tantivy::TantivyError {
+    tantivy::TantivyError::InternalError("search cancelled".into())
+}
+
+impl Weight for CancellableWeight {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        // Building a segment's scorer can itself read much of the dictionary; look first.
+        if self.cancel.is_cancelled() {
+            return Err(cancelled());
+        }
+        Ok(Box::new(CancellableScorer { inner: self.inner.scorer(reader, boost)?, cancel: self.cancel.clone(), until_check: CANCEL_CHECK_DOCS, stopped: false }))
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        self.inner.explain(reader, doc)
+    }
+}
+
+struct CancellableScorer {
+    inner: Box<dyn Scorer>,
+    cancel: Cancel,
+    until_check: u32,
+    stopped: bool,
+}
+
+impl CancellableScorer {
+    /// Counts `docs` passed; past [`CANCEL_CHECK_DOCS`], looks at the token.
+    fn passed(&mut self, docs: u32) -> bool {
+        self.until_check = self.until_check.saturating_sub(docs);
+        if self.until_check == 0 {
+            self.until_check = CANCEL_CHECK_DOCS;
+            self.stopped = self.cancel.is_cancelled();
+        }
+        self.stopped
+    }
+}
+
+impl DocSet for CancellableScorer {
+    fn advance(&mut self) -> DocId {
+        if self.stopped || self.passed(1) {
+            return TERMINATED;
+        }
+        self.inner.advance()
+    }
+
+    fn seek(&mut self, target: DocId) -> DocId {
+        if self.stopped || self.passed(1) {
+            return TERMINATED;
+        }
+        self.inner.seek(target)
+    }
+
+    fn fill_buffer(&mut self, buffer: &mut [DocId; COLLECT_BLOCK_BUFFER_LEN]) -> usize {
+        if self.stopped || self.passed(COLLECT_BLOCK_BUFFER_LEN as u32) {
+            return 0;
+        }
+        self.inner.fill_buffer(buffer)
+    }
+
+    fn doc(&self) -> DocId {
+        if self.stopped { TERMINATED } else { self.inner.doc() }
+    }
+
+    fn size_hint(&self) -> u32 {
+        self.inner.size_hint()
+    }
+}
+
+impl Scorer for CancellableScorer {
+    fn score(&mut self) -> Score {
+        self.inner.score()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+
+    use tantivy::collector::Count;
+    use tantivy::schema::{STRING, Schema};
+    use tantivy::{Index, TantivyDocument};
+
+    use super::*;
+
+    /// Counts the documents it is given and cancels the search at the first one.
+    struct CancelAtFirst {
+        cancel: Cancel,
+        seen: Arc<AtomicU64>,
+    }
+
+    struct CancelAtFirstSegment(Cancel, Arc<AtomicU64>);
+
+    impl Collector for CancelAtFirst {
+        type Fruit = ();
+        type Child = CancelAtFirstSegment;
+        fn for_segment(&self, _: SegmentOrdinal, _: &SegmentReader) -> tantivy::Result<CancelAtFirstSegment> {
+            Ok(CancelAtFirstSegment(self.cancel.clone(), Arc::clone(&self.seen)))
+        }
+        fn requires_scoring(&self) -> bool {
+            false
+        }
+        fn merge_fruits(&self, _: Vec<()>) -> tantivy::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl SegmentCollector for CancelAtFirstSegment {
+        type Fruit = ();
+        fn collect(&mut self, _: DocId, _: Score) {
+            self.0.cancelled.store(true, Ordering::Relaxed);
+            self.1.fetch_add(1, Ordering::Relaxed);
+        }
+        fn harvest(self) {}
+    }
+
+    fn index_of(docs: u64) -> (Index, Field) {
+        let mut schema = Schema::builder();
+        let field = schema.add_text_field("f", STRING);
+        let index = Index::create_in_ram(schema.build());
+        let mut writer = index.writer_with_num_threads(1, 15_000_000).expect("writer");
+        for _ in 0..docs {
+            let mut doc = TantivyDocument::new();
+            doc.add_text(field, "x");
+            writer.add_document(doc).expect("add");
+        }
+        writer.commit().expect("commit");
+        (index, field)
+    }
+
+    #[test]
+    fn a_cancelled_search_stops_scoring_instead_of_running_to_the_end() {
+        let (index, field) = index_of(50_000);
+        let searcher = index.reader().expect("reader").searcher();
+        let (cancel, _guard) = Cancel::new(Duration::from_secs(60));
+        let seen = Arc::new(AtomicU64::new(0));
+        let query = cancel.wrap(term(field, "x"));
+        let result = searcher.search(&query, &CancelAtFirst { cancel: cancel.clone(), seen: Arc::clone(&seen) }).map_err(|e| IndexError::Unavailable(e.to_string()));
+        assert!(matches!(cancel.check(result), Err(IndexError::Unavailable(_))), "a cancelled search fails, never answers partially");
+        let seen = seen.load(Ordering::Relaxed);
+        assert!(seen <= u64::from(CANCEL_CHECK_DOCS) + COLLECT_BLOCK_BUFFER_LEN as u64, "scoring went on for {seen} of 50000 documents");
+    }
+
+    #[test]
+    fn dropping_the_guard_or_passing_the_deadline_cancels() {
+        let (index, field) = index_of(10);
+        let searcher = index.reader().expect("reader").searcher();
+        let (cancel, guard) = Cancel::new(Duration::from_secs(60));
+        assert_eq!(searcher.search(&cancel.wrap(term(field, "x")), &Count).ok(), Some(10), "an uncancelled search is whole");
+        drop(guard);
+        assert!(cancel.is_cancelled(), "dropping the search future cancels its work");
+        assert!(searcher.search(&cancel.wrap(term(field, "x")), &Count).is_err());
+        let (late, _guard) = Cancel::new(Duration::ZERO);
+        assert!(late.is_cancelled(), "past the deadline");
     }
 }
