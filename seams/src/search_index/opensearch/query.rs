@@ -15,6 +15,18 @@ use crate::LogPosition;
 pub const MAX_PAGE: usize = 1_000;
 /// Most groups returned by stats.
 pub const MAX_GROUPS: usize = 1_000;
+/// Time OpenSearch may spend on one search or stats request (its `timeout`): past it the
+/// shards stop collecting and the answer says `timed_out`, which is reported as unavailable
+/// rather than served as a partial page or count. Below the client's request timeout (30 s
+/// by default) and above the query API's default budget (15 s), whose expiry drops the
+/// request, and OpenSearch cancels a search whose HTTP connection closed.
+pub const SEARCH_TIMEOUT: &str = "20s";
+/// `simple_query_string` operators allowed in `q`: AND, OR, NOT, phrases, precedence,
+/// whitespace, escapes and prefix (`word*`); fuzzy (`~N`), slop and near are off, so no
+/// `q` expands into an edit-distance automaton over the dictionary.
+const TEXT_FLAGS: &str = "AND|OR|NOT|PHRASE|PRECEDENCE|WHITESPACE|ESCAPE|PREFIX";
+/// Terms one prefix word or fuzzy term may expand to, should either reach the index.
+const MAX_EXPANSIONS: u32 = 50;
 
 /// The document of one event.
 pub(super) fn document(stored: &StoredEvent) -> Result<Value, IndexError> {
@@ -82,10 +94,24 @@ fn bool_query(filter: &EventFilter) -> Value {
     }
     if let Some(text) = &filter.text {
         must.push(json!({"simple_query_string": {
-            "query": text, "fields": ["description", "actor.name", "action", "actor.id"], "default_operator": "and"
+            "query": text, "fields": ["description", "actor.name", "action", "actor.id"], "default_operator": "and",
+            "flags": TEXT_FLAGS, "fuzzy_max_expansions": MAX_EXPANSIONS, "fuzzy_prefix_length": 2
         }}));
     }
     json!({"bool": {"filter": clauses, "must": must}})
+}
+
+/// An answer cut short by [`SEARCH_TIMEOUT`] (or by a failed shard) is incomplete: a page from
+/// it could skip events and a count would be low, so it is unavailable, not served.
+fn complete(answer: &Value, what: &str) -> Result<(), IndexError> {
+    let failed = answer["_shards"]["failed"].as_u64().unwrap_or(0);
+    if answer["timed_out"].as_bool() == Some(true) {
+        Err(IndexError::Unavailable(format!("{what} timed out after {SEARCH_TIMEOUT}")))
+    } else if failed > 0 {
+        Err(IndexError::Unavailable(format!("{what}: {failed} shards failed")))
+    } else {
+        Ok(())
+    }
 }
 
 fn parse_cursor(text: &str) -> Result<(i64, String), IndexError> {
@@ -107,7 +133,8 @@ pub(super) async fn search(client: &OpenSearch, alias: &str, filter: &EventFilte
         "query": bool_query(filter),
         "sort": [{"occurred_us": "desc"}, {"id": "desc"}],
         "size": page.limit + 1,
-        "track_total_hits": false
+        "track_total_hits": false,
+        "timeout": SEARCH_TIMEOUT
     });
     if let Some(after) = &page.after {
         let (us, id) = parse_cursor(after)?;
@@ -120,6 +147,7 @@ pub(super) async fn search(client: &OpenSearch, alias: &str, filter: &EventFilte
         Err(err) if no_index_yet(&err) => return Ok(Page { events: Vec::new(), next: None }),
         Err(err) => return Err(err),
     };
+    complete(&answer, "search")?;
     let hits = answer["hits"]["hits"].as_array().cloned().unwrap_or_default();
     let more = hits.len() > page.limit;
     let events = hits.into_iter().take(page.limit).map(|h| from_document(h["_source"].clone())).collect::<Result<Vec<_>, _>>()?;
@@ -157,7 +185,7 @@ pub(super) async fn stats(
         }
         aggs.insert("histogram".into(), json!({"date_histogram": {"field": "occurred_at", "fixed_interval": format!("{secs}s"), "min_doc_count": 1}}));
     }
-    let body = json!({"query": bool_query(filter), "size": 0, "track_total_hits": true, "aggs": aggs});
+    let body = json!({"query": bool_query(filter), "size": 0, "track_total_hits": true, "aggs": aggs, "timeout": SEARCH_TIMEOUT});
     let routing = [filter.tenant_id.as_str()];
     let response = client.search(SearchParts::Index(&[alias])).routing(&routing).body(body).send().await.map_err(unavailable)?;
     let answer = match expect_success(response, "stats").await {
@@ -165,6 +193,7 @@ pub(super) async fn stats(
         Err(err) if no_index_yet(&err) => return Ok(Stats::default()),
         Err(err) => return Err(err),
     };
+    complete(&answer, "stats")?;
     let buckets = |name: &str| answer["aggregations"][name]["buckets"].as_array().cloned().unwrap_or_default();
     let groups = buckets("groups")
         .iter()
@@ -196,5 +225,26 @@ pub(super) async fn purge_before(client: &OpenSearch, alias: &str, tenant_id: &s
         Ok(answer) => Ok(answer["deleted"].as_u64().unwrap_or(0)),
         Err(err) if no_index_yet(&err) => Ok(0),
         Err(err) => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_text_has_no_fuzzy_or_proximity_operators() {
+        let filter = EventFilter { tenant_id: "t".into(), text: Some("zebra~2".into()), ..EventFilter::default() };
+        let sqs = &bool_query(&filter)["bool"]["must"][0]["simple_query_string"];
+        let flags = sqs["flags"].as_str().expect("flags are set");
+        assert!(!flags.contains("FUZZY") && !flags.contains("NEAR") && !flags.contains("SLOP") && !flags.contains("ALL"), "{flags}");
+        assert_eq!(sqs["fuzzy_max_expansions"], MAX_EXPANSIONS);
+    }
+
+    #[test]
+    fn an_answer_cut_short_is_unavailable_not_partial() {
+        assert!(complete(&json!({"timed_out": false, "_shards": {"failed": 0}}), "search").is_ok());
+        assert!(matches!(complete(&json!({"timed_out": true, "_shards": {"failed": 0}}), "search"), Err(IndexError::Unavailable(_))));
+        assert!(matches!(complete(&json!({"timed_out": false, "_shards": {"failed": 1}}), "stats"), Err(IndexError::Unavailable(_))));
     }
 }
