@@ -12,6 +12,7 @@
 
 mod admin;
 mod commands;
+mod dlq;
 mod gateway;
 mod healthcheck;
 mod init;
@@ -94,6 +95,8 @@ enum Command {
     Init(init::InitArgs),
     /// Probe a running role's `/healthz` (the container image's health check).
     Healthcheck(healthcheck::HealthcheckArgs),
+    /// Dead letters: `redrive` sends them back to their origin topic after a fix.
+    Dlq(dlq::DlqArgs),
 }
 
 /// Log filter when `RUST_LOG` is unset. rdkafka's client context repeats every global
@@ -138,6 +141,7 @@ pub fn run() -> ExitCode {
             Command::QueryApi(args) => query_api::query_api(args).await,
             Command::Init(args) => init::init(args).await,
             Command::Healthcheck(args) => healthcheck::healthcheck(args).await,
+            Command::Dlq(args) => dlq::dlq(args).await,
             Command::Schema => {
                 println!("{}", auditlog_schemas::avro::current_schema_text().trim_end());
                 Ok(true)
