@@ -70,9 +70,30 @@ pub struct QueryLimits {
     /// Events per backend page while exporting: memory per export is bounded by this.
     #[serde(default = "default_export_page_size")]
     pub export_page_size: usize,
-    /// Longest time one read may take against a backend; past it the answer is 503.
+    /// Longest time one read may take against a backend; past it the answer is 503 and the
+    /// work stops (the request is dropped, which cancels an OpenSearch search and a tantivy
+    /// search between two blocks of documents).
     #[serde(default = "default_backend_timeout_ms")]
     pub backend_timeout_ms: u64,
+    /// Read requests (list, get, stats, export, live tail) per second per tenant; past it the
+    /// answer is 429 with `Retry-After`. A tenant may burst one second's worth. The default is
+    /// far above what one dashboard needs and what `bench/query-bench.sh` sends; lower it to
+    /// keep one tenant from starving the others.
+    #[serde(default = "default_tenant_requests_per_sec")]
+    pub tenant_requests_per_sec: u32,
+    /// Read requests being served at once, all tenants together; one more is 503 with
+    /// `Retry-After`, at once, rather than queued. Bounds the backend work and memory of a
+    /// burst; an export or live tail holds its place until its response starts.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Most events one SSE `Last-Event-ID` reconnect replays (the newest are kept; older ones
+    /// are reported as `skipped`).
+    #[serde(default = "default_replay_max_events")]
+    pub replay_max_events: usize,
+    /// Most log records (every tenant's, on a shared topic) one reconnect may read to find
+    /// the events to replay; what it did not read is reported as `skipped`.
+    #[serde(default = "default_replay_max_scan")]
+    pub replay_max_scan: u64,
 }
 
 impl Default for QueryLimits {
@@ -88,6 +109,10 @@ impl Default for QueryLimits {
             heartbeat_secs: default_heartbeat_secs(),
             export_page_size: default_export_page_size(),
             backend_timeout_ms: default_backend_timeout_ms(),
+            tenant_requests_per_sec: default_tenant_requests_per_sec(),
+            max_in_flight: default_max_in_flight(),
+            replay_max_events: default_replay_max_events(),
+            replay_max_scan: default_replay_max_scan(),
         }
     }
 }
@@ -144,6 +169,18 @@ fn default_export_page_size() -> usize {
 fn default_backend_timeout_ms() -> u64 {
     15_000
 }
+fn default_tenant_requests_per_sec() -> u32 {
+    10_000
+}
+fn default_max_in_flight() -> usize {
+    1_024
+}
+fn default_replay_max_events() -> usize {
+    1_000
+}
+fn default_replay_max_scan() -> u64 {
+    100_000
+}
 
 impl QueryConfig {
     /// The shared topic, `<prefix>.v1`.
@@ -175,6 +212,8 @@ impl QueryConfig {
             ("limits.max_streams_per_tenant", l.max_streams_per_tenant),
             ("limits.stream_buffer", l.stream_buffer),
             ("limits.export_page_size", l.export_page_size),
+            ("limits.max_in_flight", l.max_in_flight),
+            ("limits.replay_max_events", l.replay_max_events),
         ] {
             if value == 0 {
                 problems.push(format!("{name} must be positive"));
@@ -188,6 +227,9 @@ impl QueryConfig {
         }
         if l.max_stats_range_days == 0 || l.max_histogram_buckets == 0 || l.heartbeat_secs == 0 || l.backend_timeout_ms == 0 {
             problems.push("limits.max_stats_range_days, max_histogram_buckets, heartbeat_secs and backend_timeout_ms must be positive".to_owned());
+        }
+        if l.tenant_requests_per_sec == 0 || l.replay_max_scan == 0 {
+            problems.push("limits.tenant_requests_per_sec and limits.replay_max_scan must be positive".to_owned());
         }
         if self.retention_sweep_secs == 0 {
             problems.push("retention_sweep_secs must be positive".to_owned());
@@ -227,6 +269,10 @@ impl QueryConfig {
         set("AUDITLOG_QUERY_LIMITS_HEARTBEAT_SECS", &mut |v| assign(&mut l.heartbeat_secs, v));
         set("AUDITLOG_QUERY_LIMITS_EXPORT_PAGE_SIZE", &mut |v| assign(&mut l.export_page_size, v));
         set("AUDITLOG_QUERY_LIMITS_BACKEND_TIMEOUT_MS", &mut |v| assign(&mut l.backend_timeout_ms, v));
+        set("AUDITLOG_QUERY_LIMITS_TENANT_REQUESTS_PER_SEC", &mut |v| assign(&mut l.tenant_requests_per_sec, v));
+        set("AUDITLOG_QUERY_LIMITS_MAX_IN_FLIGHT", &mut |v| assign(&mut l.max_in_flight, v));
+        set("AUDITLOG_QUERY_LIMITS_REPLAY_MAX_EVENTS", &mut |v| assign(&mut l.replay_max_events, v));
+        set("AUDITLOG_QUERY_LIMITS_REPLAY_MAX_SCAN", &mut |v| assign(&mut l.replay_max_scan, v));
         problems.extend(self.auth.apply_env("AUDITLOG_QUERY_", &var));
         if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
@@ -268,12 +314,14 @@ mod tests {
         let vars = |name: &str| match name {
             "AUDITLOG_QUERY_LIMITS_MAX_PAGE_SIZE" => Some("50".to_owned()),
             "AUDITLOG_QUERY_LIMITS_STREAM_BUFFER" => Some("lots".to_owned()),
+            "AUDITLOG_QUERY_LIMITS_TENANT_REQUESTS_PER_SEC" => Some("20000".to_owned()),
             "AUDITLOG_QUERY_AUTH_HS256_SECRET" => Some("x".repeat(40)),
             _ => None,
         };
         let mut config = QueryConfig::default();
         assert_eq!(config.apply_env(vars).expect_err("one bad value").len(), 1);
         assert_eq!(config.limits.max_page_size, 50);
+        assert_eq!(config.limits.tenant_requests_per_sec, 20_000);
         assert!(config.auth.hs256_secret().is_some());
         config.limits.export_page_size = 0;
         config.limits.default_page_size = 100;

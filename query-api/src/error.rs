@@ -13,7 +13,9 @@
 //! | `not-acceptable` | 406 | a live tail asked for neither WebSocket nor `text/event-stream` |
 //! | `validation` | 422 + `errors` | an invalid admin body |
 //! | `too-many-requests` | 429 + `Retry-After` | the tenant's concurrent exports or streams are at their cap |
-//! | `unavailable` | 503 + `Retry-After` | a backend is down or slow |
+//! | `rate-limited` | 429 + `Retry-After` | the tenant is past its read requests per second |
+//! | `overloaded` | 503 + `Retry-After` | the API is serving its cap of requests at once |
+//! | `unavailable` | 503 + `Retry-After` | a backend is down or slow (or too slow: past the time budget) |
 //! | `internal` | 500 | a bug or misconfiguration |
 
 use auditlog_api_common::auth::AuthError;
@@ -70,6 +72,15 @@ pub enum QueryError {
     /// The tenant is at its cap of concurrent exports or streams.
     #[error("too many concurrent {0} for this tenant")]
     TooManyConcurrent(&'static str),
+    /// The tenant is past its read request rate; retry after the duration.
+    #[error("too many requests for this tenant; retry in {retry_after:?}")]
+    RateLimited {
+        /// When the tenant's bucket has a token again.
+        retry_after: std::time::Duration,
+    },
+    /// The API serves its cap of requests at once.
+    #[error("the query API is serving its maximum of requests at once")]
+    Overloaded,
     /// A backend cannot serve now.
     #[error("backend unavailable: {0}")]
     Unavailable(String),
@@ -104,6 +115,8 @@ impl QueryError {
             E::NotAcceptable => (StatusCode::NOT_ACCEPTABLE, "not-acceptable", "Not acceptable"),
             E::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             E::TooManyConcurrent(_) => (StatusCode::TOO_MANY_REQUESTS, "too-many-requests", "Too many concurrent requests"),
+            E::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
+            E::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", "Overloaded"),
             E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Backend unavailable"),
             E::Config(_) | E::Io(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
@@ -116,6 +129,7 @@ impl QueryError {
                 errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
             }
             E::Unavailable(_) => "a backend cannot serve this request now; retry shortly".into(),
+            E::RateLimited { .. } => "this tenant is past its read request rate; retry after the Retry-After seconds".into(),
             E::Config(_) | E::Io(_) | E::Internal(_) => "an internal error occurred".into(),
             other => other.to_string(),
         }
@@ -132,7 +146,8 @@ impl IntoResponse for QueryError {
         match &self {
             QueryError::InvalidParameter(errors) | QueryError::Validation(errors) => problem.errors = Some(json!(errors)),
             QueryError::Unauthenticated(_) => problem.bearer_challenge = true,
-            QueryError::TooManyConcurrent(_) | QueryError::Unavailable(_) => problem.retry_after_secs = Some(1),
+            QueryError::TooManyConcurrent(_) | QueryError::Unavailable(_) | QueryError::Overloaded => problem.retry_after_secs = Some(1),
+            QueryError::RateLimited { retry_after } => problem.retry_after_secs = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
             _ => {}
         }
         problem.into_response()

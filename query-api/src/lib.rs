@@ -8,6 +8,7 @@
 //! - [`reads`]: which read model serves a filter (store for keyed reads, index for the rest);
 //! - [`cursor`]: HMAC-signed cursors bound to tenant and query;
 //! - [`live`]: one shared log tail fanned out to bounded per-client buffers;
+//! - [`quota`]: per-tenant read rate (429) and the cap on requests served at once (503);
 //! - [`retention`]: per-tenant cutoff on reads and the purge sweeper;
 //! - [`audit`]: admin actions recorded as events of tenant `system`;
 //! - [`auth`]: the `Reader` extractor and admin role checks (verification in
@@ -25,6 +26,7 @@ pub mod live;
 pub mod metrics;
 pub mod ops;
 pub mod params;
+pub mod quota;
 pub mod reads;
 pub mod retention;
 pub mod routes;

@@ -14,6 +14,16 @@ pub const FILTER_PARAMS: &[&str] = &["from", "to", "actor_id", "action", "target
 
 /// Longest accepted `q`.
 pub const MAX_QUERY_CHARS: usize = 512;
+/// Most words (phrase words included) in one `q`: each is a clause of the backend's query.
+pub const MAX_QUERY_TERMS: usize = 32;
+/// Most prefix words (`auth*`) in one `q`: each expands to every indexed term it starts,
+/// which is the cost a short or repeated prefix multiplies.
+pub const MAX_QUERY_PREFIXES: usize = 2;
+/// Fewest characters before a prefix word's `*`: a shorter prefix (`a*`) matches a large part
+/// of the dictionary.
+pub const MIN_PREFIX_CHARS: usize = 3;
+/// Deepest nesting of parentheses in `q`.
+pub const MAX_QUERY_DEPTH: usize = 4;
 /// Longest accepted id-like filter value (`actor_id`, `target_id`, `target_type`).
 const MAX_VALUE_CHARS: usize = 512;
 
@@ -77,6 +87,12 @@ impl Params {
         filter.target_type = self.text("target_type", MAX_VALUE_CHARS, &mut problems);
         filter.target_id = self.text("target_id", MAX_VALUE_CHARS, &mut problems);
         filter.text = self.text("q", MAX_QUERY_CHARS, &mut problems);
+        if let Some(q) = &filter.text
+            && let Err(message) = check_search_syntax(q)
+        {
+            problems.push(problem("q", message));
+            filter.text = None;
+        }
         if let Some(raw) = self.get("action") {
             match parse_action(raw) {
                 Ok(action) => filter.action = action,
@@ -117,6 +133,78 @@ impl Params {
         }
         Some(raw.to_owned())
     }
+}
+
+/// Checks that `q` uses only the search syntax both read models serve cheaply: words (AND by
+/// default), `"phrases"`, `-word` and `+word`, `AND` / `OR` / `NOT`, parentheses, and a
+/// trailing `*` for a prefix of at least [`MIN_PREFIX_CHARS`] characters (at most
+/// [`MAX_QUERY_PREFIXES`]). Refused, because a single one can cost a scan of the whole term
+/// dictionary or exists only in one backend's syntax: leading or inner wildcards (`*x`, `a*b`,
+/// `?`), fuzzy and proximity (`~`), field names (`field:value`), ranges and sets (`[ ]`,
+/// `{ }`), regular expressions (`/re/`), boosts (`^`) and phrase prefixes (`"a b"*`). Text with
+/// those characters can be searched inside quotes.
+pub fn check_search_syntax(q: &str) -> Result<(), String> {
+    let (mut terms, mut prefixes, mut depth) = (0usize, 0usize, 0usize);
+    let mut chars = q.chars().peekable();
+    let mut word = String::new();
+    fn end_word(word: &mut String, terms: &mut usize, prefixes: &mut usize) -> Result<(), String> {
+        if word.is_empty() {
+            return Ok(());
+        }
+        let body = word.trim_start_matches(['+', '-', '!']);
+        *terms += 1;
+        if let Some(stem) = body.strip_suffix('*') {
+            *prefixes += 1;
+            if stem.chars().count() < MIN_PREFIX_CHARS || stem.contains('*') {
+                return Err(format!("a prefix search needs at least {MIN_PREFIX_CHARS} characters before a single trailing `*` (got {word:?})"));
+            }
+        } else if body.contains('*') {
+            return Err(format!("`*` may only end a word, as a prefix search (got {word:?})"));
+        }
+        if body.starts_with('/') {
+            return Err(format!("regular expressions are not supported; quote text that starts with `/` (got {word:?})"));
+        }
+        word.clear();
+        Ok(())
+    }
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                end_word(&mut word, &mut terms, &mut prefixes)?;
+                let phrase: String = chars.by_ref().take_while(|&c| c != '"').collect();
+                terms += phrase.split_whitespace().count().max(1);
+                if matches!(chars.peek(), Some('*' | '~' | '^')) {
+                    return Err("phrase prefix, proximity and boost operators after a phrase are not supported".into());
+                }
+            }
+            '(' => {
+                end_word(&mut word, &mut terms, &mut prefixes)?;
+                depth += 1;
+                if depth > MAX_QUERY_DEPTH {
+                    return Err(format!("parentheses may nest at most {MAX_QUERY_DEPTH} deep"));
+                }
+            }
+            ')' => {
+                end_word(&mut word, &mut terms, &mut prefixes)?;
+                depth = depth.saturating_sub(1);
+            }
+            c if c.is_whitespace() => end_word(&mut word, &mut terms, &mut prefixes)?,
+            '~' => return Err("fuzzy and proximity searches (`~`) are not supported".into()),
+            '?' => return Err("`?` wildcards are not supported; a prefix search ends a word in `*`".into()),
+            ':' => return Err("field names (`field:value`) are not supported; quote text containing `:`".into()),
+            '[' | ']' | '{' | '}' => return Err("ranges and sets are not supported; use `from` and `to` for time, or quote the text".into()),
+            '^' => return Err("boosts (`^`) are not supported".into()),
+            c => word.push(c),
+        }
+    }
+    end_word(&mut word, &mut terms, &mut prefixes)?;
+    if terms > MAX_QUERY_TERMS {
+        return Err(format!("must have at most {MAX_QUERY_TERMS} words"));
+    }
+    if prefixes > MAX_QUERY_PREFIXES {
+        return Err(format!("may have at most {MAX_QUERY_PREFIXES} prefix searches (`word*`)"));
+    }
+    Ok(())
 }
 
 fn problem(field: &str, message: impl Into<String>) -> FieldProblem {
@@ -181,6 +269,20 @@ mod tests {
         assert_eq!(parse_action("user.*"), Ok(Some(ActionFilter::Prefix("user.".into()))));
         assert_eq!(parse_action("*"), Ok(None));
         assert!(parse_action("us*er").is_err() && parse_action("").is_err());
+    }
+
+    #[test]
+    fn search_syntax_is_bounded() {
+        for good in ["zebra", "login OR report", "\"seeded event\" -plain", "(user AND login) OR auth*", "use* doc*", "user.login", "\"auth:mfa [x]\""] {
+            assert_eq!(check_search_syntax(good), Ok(()), "{good}");
+        }
+        let many = vec!["w"; MAX_QUERY_TERMS + 1].join(" ");
+        let deep = format!("{}x{}", "(".repeat(MAX_QUERY_DEPTH + 1), ")".repeat(MAX_QUERY_DEPTH + 1));
+        for bad in ["a*", "*", "*ebra", "ze*ra", "zeb**", "zebr?", "zebra~2", "\"a b\"~3", "\"a b\"*", "description:zebra", "[a TO z]", "{a TO z}",
+            "/.*/", "zebra^5", "abc* def* ghi*", many.as_str(), deep.as_str()]
+        {
+            assert!(check_search_syntax(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::config::QueryConfig;
 use crate::cursor::CursorCodec;
 use crate::error::QueryError;
 use crate::live::LiveHub;
+use crate::quota::Quotas;
 use crate::slots::TenantSlots;
 
 /// The backends the query API reads and writes through, all trait-typed.
@@ -44,6 +45,8 @@ struct Inner {
     /// Caps live tails open at once per tenant (429 past it).
     streams: TenantSlots,
     live: LiveHub,
+    /// Per-tenant read rate and the cap on requests served at once.
+    quotas: Quotas,
     metrics: PrometheusHandle,
 }
 
@@ -70,6 +73,7 @@ impl QueryState {
         Ok(Self(Arc::new(Inner {
             exports: TenantSlots::new(config.limits.max_exports_per_tenant),
             streams: TenantSlots::new(config.limits.max_streams_per_tenant),
+            quotas: Quotas::new(&config.limits),
             metrics: crate::metrics::handle(),
             auth,
             cursors,
@@ -107,6 +111,11 @@ impl QueryState {
     /// Live-tail slots per tenant.
     pub fn streams(&self) -> &TenantSlots {
         &self.0.streams
+    }
+
+    /// Read quotas.
+    pub fn quotas(&self) -> &Quotas {
+        &self.0.quotas
     }
 
     /// The live-tail hub.

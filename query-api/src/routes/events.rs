@@ -33,9 +33,11 @@ pub struct EventPage {
         ("outcome" = Option<String>, Query), ("severity" = Option<String>, Query), ("q" = Option<String>, Query, description = "full text"),
         ("limit" = Option<usize>, Query, description = "1..=1000, default 100"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
     ),
-    responses((status = 200, body = EventPage), (status = 400, description = "a bad parameter, named"), (status = 401), (status = 403), (status = 503)),
+    responses((status = 200, body = EventPage), (status = 400, description = "a bad parameter, named"), (status = 401), (status = 403),
+        (status = 429, description = "the tenant is past its request rate (Retry-After)"), (status = 503)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(State(state): State<QueryState>, reader: Reader, RawQuery(raw): RawQuery) -> Result<Json<EventPage>, QueryError> {
+    let _admitted = state.quotas().admit(&reader.tenant_id)?;
     let params = Params::parse(raw.as_deref(), &[FILTER_PARAMS, &["limit", "cursor"]])?;
     let limits = &state.config().limits;
     let limit = params.limit(limits.default_page_size, limits.max_page_size)?;
@@ -61,9 +63,11 @@ pub async fn list(State(state): State<QueryState>, reader: Reader, RawQuery(raw)
 /// `GET /v1/events/{id}`.
 #[utoipa::path(get, path = "/v1/events/{id}", tag = "events",
     params(("id" = String, Path, description = "event id")),
-    responses((status = 200, description = "the event", body = Object), (status = 404, description = "no such event for this tenant"), (status = 401), (status = 403)),
+    responses((status = 200, description = "the event", body = Object), (status = 404, description = "no such event for this tenant"), (status = 401), (status = 403),
+        (status = 429, description = "the tenant is past its request rate (Retry-After)"), (status = 503)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn get(State(state): State<QueryState>, reader: Reader, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Result<Json<AuditEvent>, QueryError> {
+    let _admitted = state.quotas().admit(&reader.tenant_id)?;
     Params::parse(raw.as_deref(), &[])?;
     if id.is_empty() || id.len() > 256 {
         return Err(QueryError::NotFound);

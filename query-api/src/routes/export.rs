@@ -1,7 +1,9 @@
 //! `GET /v1/events/export?format=csv|ndjson|json`: every event matching the list filters,
 //! streamed page by page (newest first) so memory stays bounded by one page whatever the
 //! size. CSV has a fixed column order ([`CSV_COLUMNS`]) and `csv`-crate quoting; nested
-//! values (targets, metadata) are JSON text in their cell.
+//! values (targets, metadata) are JSON text in their cell. A cell starting with `= + - @`,
+//! TAB or CR gets a leading `'` ([`neutralise`]), so a spreadsheet opening the export shows
+//! producer-controlled text instead of evaluating it as a formula (CSV injection).
 
 use auditlog_schemas::AuditEvent;
 use auditlog_seams::{EventFilter, PageRequest, StoredEvent};
@@ -129,9 +131,10 @@ fn read_ahead(mut export: Export, slot: Slot) -> impl futures::Stream<Item = Res
         ("target_type" = Option<String>, Query), ("target_id" = Option<String>, Query), ("outcome" = Option<String>, Query),
         ("severity" = Option<String>, Query), ("q" = Option<String>, Query)),
     responses((status = 200, description = "the events, streamed"), (status = 400), (status = 401), (status = 403),
-        (status = 429, description = "the tenant's concurrent exports are at the cap"), (status = 503)),
+        (status = 429, description = "the tenant's concurrent exports are at the cap, or it is past its request rate"), (status = 503)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn export(State(state): State<QueryState>, reader: Reader, RawQuery(raw): RawQuery) -> Result<Response, QueryError> {
+    let _admitted = state.quotas().admit(&reader.tenant_id)?;
     let params = Params::parse(raw.as_deref(), &[FILTER_PARAMS, &["format"]])?;
     let format = Format::parse(params.get("format"))?;
     let mut filter = params.filter(&reader.tenant_id)?;
@@ -202,7 +205,7 @@ fn write_events(out: &mut Vec<u8>, format: Format, events: &[StoredEvent], first
         Format::Csv => {
             let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(out);
             for stored in events {
-                writer.write_record(csv_row(&stored.event)).map_err(|e| internal(&e))?;
+                writer.write_record(csv_row(&stored.event).map(neutralise)).map_err(|e| internal(&e))?;
             }
             writer.flush().map_err(|e| internal(&e))?;
         }
@@ -222,6 +225,13 @@ fn write_events(out: &mut Vec<u8>, format: Format, events: &[StoredEvent], first
         }
     }
     Ok(())
+}
+
+/// `cell` as a spreadsheet shows it as text: prefixed with `'` when it starts with a character
+/// that makes spreadsheets read a formula (`= + - @`) or that they strip before doing so (TAB,
+/// CR). The NDJSON and JSON exports keep values as they are.
+pub fn neutralise(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{cell}") } else { cell }
 }
 
 fn csv_row(event: &AuditEvent) -> [String; 22] {
@@ -253,4 +263,26 @@ fn csv_row(event: &AuditEvent) -> [String; 22] {
         opt(event.description.as_ref()),
         event.metadata.as_ref().map(|m| serde_json::to_string(m).unwrap_or_default()).unwrap_or_default(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_are_neutralised_and_others_kept() {
+        for (cell, shown) in [
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("+1", "'+1"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+            ("user.login", "user.login"),
+            ("a=b", "a=b"),
+            ("", ""),
+        ] {
+            assert_eq!(neutralise(cell.to_owned()), shown, "{cell:?}");
+        }
+    }
 }

@@ -61,9 +61,11 @@ pub struct Bucket {
         ("actor_id" = Option<String>, Query), ("action" = Option<String>, Query), ("target_type" = Option<String>, Query), ("target_id" = Option<String>, Query),
         ("outcome" = Option<String>, Query), ("severity" = Option<String>, Query), ("q" = Option<String>, Query),
     ),
-    responses((status = 200, body = StatsAnswer), (status = 400, description = "a bad parameter or a range over the limit, named"), (status = 401), (status = 403), (status = 503)),
+    responses((status = 200, body = StatsAnswer), (status = 400, description = "a bad parameter or a range over the limit, named"), (status = 401), (status = 403),
+        (status = 429, description = "the tenant is past its request rate (Retry-After)"), (status = 503)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn stats(State(state): State<QueryState>, reader: Reader, RawQuery(raw): RawQuery) -> Result<Json<StatsAnswer>, QueryError> {
+    let _admitted = state.quotas().admit(&reader.tenant_id)?;
     let params = Params::parse(raw.as_deref(), &[FILTER_PARAMS, &["group_by", "interval"]])?;
     let mut filter = params.filter(&reader.tenant_id)?;
     let group_by = params.get("group_by").map(parse_group_by).transpose()?;

@@ -29,11 +29,10 @@ use crate::slots::Slot;
 use crate::state::QueryState;
 use crate::{reads, retention};
 
-/// Most events replayed after a `Last-Event-ID`; older ones are reported as skipped.
-pub const REPLAY_MAX: usize = 1_000;
-/// Most log records read while replaying (other tenants' included), and for how long: a
-/// replay cut short reports every record it did not read as skipped (an upper bound).
-const REPLAY_SCAN_MAX: u64 = 200_000;
+/// Longest a `Last-Event-ID` replay reads the log (never more than the backend time budget):
+/// a replay cut short reports every record it did not read as skipped (an upper bound). The
+/// events and records one replay may take are `limits.replay_max_events` and
+/// `limits.replay_max_scan`.
 const REPLAY_TIME: Duration = Duration::from_secs(5);
 
 /// `GET /v1/events/stream`.
@@ -43,9 +42,12 @@ const REPLAY_TIME: Duration = Duration::from_secs(5);
         ("outcome" = Option<String>, Query), ("severity" = Option<String>, Query), ("q" = Option<String>, Query),
         ("Last-Event-ID" = Option<String>, Header, description = "SSE: resume after this event")),
     responses((status = 101, description = "WebSocket"), (status = 200, description = "text/event-stream"), (status = 400), (status = 401),
-        (status = 403), (status = 406, description = "neither WebSocket nor text/event-stream"), (status = 429, description = "the tenant's live tails are at the cap"), (status = 503)),
+        (status = 403), (status = 406, description = "neither WebSocket nor text/event-stream"), (status = 429, description = "the tenant's live tails are at the cap, or it is past its request rate"), (status = 503)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn stream(State(state): State<QueryState>, reader: Reader, RawQuery(raw): RawQuery, request: Request) -> Result<Response, QueryError> {
+    // Held until the response starts: a `Last-Event-ID` replay counts among the requests
+    // being served; the open stream afterwards is capped per tenant by its slot.
+    let _admitted = state.quotas().admit(&reader.tenant_id)?;
     let params = Params::parse(raw.as_deref(), &[FILTER_PARAMS])?;
     let filter = params.filter(&reader.tenant_id)?;
     let (mut parts, _body) = request.into_parts();
@@ -83,22 +85,31 @@ fn wants_sse(headers: &HeaderMap) -> bool {
     headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|v| v.to_ascii_lowercase().contains("text/event-stream"))
 }
 
-/// Events after `last_id` in log order, oldest first: at most [`REPLAY_MAX`] (the newest),
+/// Events after `last_id` in log order, oldest first: at most `limits.replay_max_events`
+/// (the newest), found among at most `limits.replay_max_scan` records, within the time budget,
 /// and how many were left out. Where `last_id` is in the log comes from the live hub (which
 /// delivered it) or from the event store; an id found in neither replays nothing. The
 /// partition is read up to its end as of now; the subscription, opened before, delivers what
 /// comes after, and the feed drops what both deliver.
 async fn replay_after(state: &QueryState, mut filter: EventFilter, last_id: &str) -> Result<(u64, Vec<Arc<AuditEvent>>), QueryError> {
     let tenant = filter.tenant_id.clone();
+    let limits = &state.config().limits;
+    let (max_events, max_scan) = (limits.replay_max_events, limits.replay_max_scan);
+    let deadline = tokio::time::Instant::now() + REPLAY_TIME.min(state.config().backend_timeout());
+    let timed_out = |_| QueryError::Unavailable("live tail resume timed out".into());
+    if last_id.len() > 256 {
+        return Ok((0, Vec::new())); // no event has such an id
+    }
     let last = match state.live().position_of(&tenant, last_id) {
         Some(position) => position,
-        None => match state.backends().store.get(&tenant, last_id).await? {
+        None => match tokio::time::timeout_at(deadline, state.backends().store.get(&tenant, last_id)).await.map_err(timed_out)?? {
             Some(stored) => stored.position,
             None => return Ok((0, Vec::new())),
         },
     };
     let log = &state.backends().log;
-    let marks = match log.watermarks(&TopicSelector::Topics(vec![last.topic.clone()])).await {
+    let marks = tokio::time::timeout_at(deadline, log.watermarks(&TopicSelector::Topics(vec![last.topic.clone()]))).await.map_err(timed_out)?;
+    let marks = match marks {
         Ok(marks) => marks,
         Err(LogError::Rejected(_)) => return Ok((0, Vec::new())), // the topic is gone
         Err(err) => return Err(err.into()),
@@ -108,12 +119,11 @@ async fn replay_after(state: &QueryState, mut filter: EventFilter, last_id: &str
         return Ok((0, Vec::new()));
     }
     retention::bound(state, &mut filter);
-    let mut tail = log.tail_from(&LogPosition { offset: last.offset + 1, ..last }).await?;
-    let deadline = tokio::time::Instant::now() + REPLAY_TIME;
+    let mut tail = tokio::time::timeout_at(deadline, log.tail_from(&LogPosition { offset: last.offset + 1, ..last })).await.map_err(timed_out)??;
     let (mut kept, mut skipped, mut scanned) = (VecDeque::new(), 0u64, 0u64);
     let mut next = last.offset + 1;
     while next < end {
-        if scanned == REPLAY_SCAN_MAX {
+        if scanned >= max_scan {
             break;
         }
         let Ok(record) = tokio::time::timeout_at(deadline, tail.next()).await else { break };
@@ -127,7 +137,7 @@ async fn replay_after(state: &QueryState, mut filter: EventFilter, last_id: &str
         let Ok(event) = state.backends().codec.decode(&record.payload).await else { continue };
         if event.tenant_id == tenant && reads::matches(&event, &filter) {
             kept.push_back(Arc::new(event));
-            if kept.len() > REPLAY_MAX {
+            if kept.len() > max_events {
                 kept.pop_front();
                 skipped += 1;
             }
