@@ -1,5 +1,7 @@
-//! Suppression of retried events: a bounded cache of recent `(tenant_id, id)` → first answer,
-//! for producer-supplied ids only (generated ids are new by construction).
+//! Suppression of retried events: a bounded cache of recent `(tenant_id, id)` → first answer
+//! and a digest of the content it was given for, for producer-supplied ids only (generated ids
+//! are new by construction). The same id with the same content is a retry (the first answer
+//! again); with other content it is a conflict (409), never a silent discard.
 //!
 //! Bounded by count (oldest entries evicted first) and by age (entries expire after the TTL).
 //! It is a best-effort first line: two identical requests racing each other may both append,
@@ -13,6 +15,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+/// SHA-256 of an event's content as the producer sent it ([`crate::ingest`] canonicalises it).
+pub type ContentDigest = [u8; 32];
+
 /// The answer given to the first request that carried an id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FirstAnswer {
@@ -20,6 +25,8 @@ pub struct FirstAnswer {
     pub id: String,
     /// When the first copy was received.
     pub received_at: OffsetDateTime,
+    /// The first copy's content; a later copy with another digest is a conflict.
+    pub digest: ContentDigest,
 }
 
 type Key = (String, String);
@@ -107,7 +114,7 @@ mod tests {
     use super::*;
 
     fn answer(id: &str) -> FirstAnswer {
-        FirstAnswer { id: id.into(), received_at: OffsetDateTime::UNIX_EPOCH }
+        FirstAnswer { id: id.into(), received_at: OffsetDateTime::UNIX_EPOCH, digest: [0; 32] }
     }
 
     #[tokio::test(start_paused = true)]

@@ -15,9 +15,10 @@ use auditlog_schemas::validate::{Accepted, JsonRejection, validate_json};
 use auditlog_schemas::{AuditEvent, FieldError, IngestContext, Rejection, SchemaError};
 use auditlog_seams::{LogError, OutgoingRecord};
 use futures::future::join_all;
+use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
-use crate::idempotency::FirstAnswer;
+use crate::idempotency::{ContentDigest, FirstAnswer};
 use crate::metrics;
 use crate::problem::GatewayError;
 use crate::state::GatewayState;
@@ -41,11 +42,22 @@ pub(crate) enum ItemOutcome {
     Accepted(FirstAnswer),
     /// Refused; every problem named.
     Rejected(Vec<FieldError>),
+    /// Its producer id is taken by an event with other content (this id).
+    Conflict(String),
+}
+
+impl ItemOutcome {
+    /// The per-field errors of a refused item, as a batch answer lists them.
+    pub(crate) fn conflict_errors(id: &str) -> Vec<FieldError> {
+        vec![FieldError { field: "id".into(), message: format!("{id:?} is already taken by an event with different content") }]
+    }
 }
 
 /// A validated event this request appends.
 struct Appending {
     event: AuditEvent,
+    /// Its content's digest (producer ids only; zero otherwise).
+    digest: ContentDigest,
     /// Whether the producer chose the id: only such an id can come again in a retry, so only
     /// such an event is remembered by the idempotency cache (a generated id is new by
     /// construction).
@@ -74,11 +86,11 @@ pub(crate) async fn ingest(
     let count = items.len();
     let mut plans = Vec::with_capacity(count);
     let mut to_append: Vec<Appending> = Vec::new();
-    let mut first_index_of: HashMap<String, usize> = HashMap::new();
-    let (mut rejected, mut deduplicated) = (0, 0);
+    let mut first_index_of: HashMap<String, (usize, ContentDigest)> = HashMap::new();
+    let (mut rejected, mut deduplicated, mut conflicts) = (0, 0, 0);
     for (index, item) in items.into_iter().enumerate() {
-        let validated = match item {
-            Ok(json) => validate_json(json, &ctx),
+        let (validated, json) = match item {
+            Ok(json) => (validate_json(json, &ctx), json),
             Err(error) => {
                 rejected += 1;
                 plans.push(Plan::Done(ItemOutcome::Rejected(vec![error])));
@@ -106,23 +118,28 @@ pub(crate) async fn ingest(
                 continue;
             }
         };
+        let mut digest = [0; 32];
         if producer_id {
-            if let Some(first) = state.idempotency().get(tenant, &event.id) {
-                deduplicated += 1;
-                plans.push(Plan::Done(ItemOutcome::Accepted(first)));
+            digest = content_digest(json);
+            let earlier = state.idempotency().get(tenant, &event.id).map(|first| (Plan::Done(ItemOutcome::Accepted(first.clone())), first.digest));
+            let earlier = earlier.or_else(|| first_index_of.get(&event.id).map(|&(i, d)| (Plan::SameAs(i), d)));
+            if let Some((plan, earlier_digest)) = earlier {
+                if earlier_digest == digest {
+                    deduplicated += 1;
+                    plans.push(plan);
+                } else {
+                    conflicts += 1;
+                    plans.push(Plan::Done(ItemOutcome::Conflict(event.id)));
+                }
                 continue;
             }
-            if let Some(&earlier) = first_index_of.get(&event.id) {
-                deduplicated += 1;
-                plans.push(Plan::SameAs(earlier));
-                continue;
-            }
-            first_index_of.insert(event.id.clone(), index);
+            first_index_of.insert(event.id.clone(), (index, digest));
         }
         plans.push(Plan::Append(to_append.len()));
-        to_append.push(Appending { event, producer_id });
+        to_append.push(Appending { event, digest, producer_id });
     }
     metrics::events_rejected("validation", rejected);
+    metrics::events_rejected("conflict", conflicts);
 
     let appended = append_all(state, tenant, &to_append).await;
     let appended = match appended {
@@ -138,7 +155,7 @@ pub(crate) async fn ingest(
     for plan in plans {
         let outcome = match plan {
             Plan::Done(outcome) => outcome,
-            Plan::Append(i) => ItemOutcome::Accepted(answer(&to_append[i].event)),
+            Plan::Append(i) => ItemOutcome::Accepted(answer(&to_append[i])),
             Plan::SameAs(earlier) => outcomes[earlier].clone(),
         };
         outcomes.push(outcome);
@@ -146,8 +163,50 @@ pub(crate) async fn ingest(
     Ok(outcomes)
 }
 
-fn answer(event: &AuditEvent) -> FirstAnswer {
-    FirstAnswer { id: event.id.clone(), received_at: event.received_at }
+fn answer(appending: &Appending) -> FirstAnswer {
+    FirstAnswer { id: appending.event.id.clone(), received_at: appending.event.received_at, digest: appending.digest }
+}
+
+/// SHA-256 of the item's JSON with object keys sorted at every level and no insignificant
+/// white space: a retry that re-serializes the same event (another key order, other spacing)
+/// has the same digest; a change to any value, or a field added or left out, does not.
+/// Called for valid events only, so the text parses.
+fn content_digest(json: &[u8]) -> ContentDigest {
+    fn canonical(value: &serde_json::Value, out: &mut String) {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, key) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::String(key.clone()).to_string());
+                    out.push(':');
+                    canonical(&map[key], out);
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    canonical(item, out);
+                }
+                out.push(']');
+            }
+            scalar => out.push_str(&scalar.to_string()),
+        }
+    }
+    let mut text = String::with_capacity(json.len());
+    match serde_json::from_slice::<serde_json::Value>(json) {
+        Ok(value) => canonical(&value, &mut text),
+        Err(_) => text.push_str(&String::from_utf8_lossy(json)),
+    }
+    Sha256::digest(text.as_bytes()).into()
 }
 
 /// Encodes and appends every event concurrently, within the append time budget. Events the
@@ -169,7 +228,7 @@ async fn append_all(state: &GatewayState, tenant: &str, events: &[Appending]) ->
         let mut failure = None;
         for (appending, result) in events.iter().zip(results) {
             match result {
-                Ok(_) if appending.producer_id => state.idempotency().insert(tenant, answer(&appending.event)),
+                Ok(_) if appending.producer_id => state.idempotency().insert(tenant, answer(appending)),
                 Ok(_) => {}
                 Err(err) => failure = Some(err),
             }

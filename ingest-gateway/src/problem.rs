@@ -12,6 +12,7 @@
 //! | `body-too-large` | 413 | body over the route's limit (64 KiB event, 4 MiB batch) |
 //! | `unsupported-media-type` | 415 | not `application/json` (batch: or `application/x-ndjson`) |
 //! | `validation` | 422 + `errors: [{field, message}]` | invalid event, empty or over-1,000 batch (`batch`) |
+//! | `conflict` | 409 + `errors: [{field: "id", message}]` | a producer `id` taken by an event with other content |
 //! | `rate-limited` | 429 + `Retry-After` | past the tenant's events/s |
 //! | `overloaded`, `timeout`, `unavailable` | 503 + `Retry-After` | in-flight cap, request budget, Kafka/registry down |
 //! | `internal` | 500 | a bug or misconfiguration |
@@ -48,6 +49,9 @@ pub enum GatewayError {
     /// The request (event or batch envelope) breaks the contract; every field is named.
     #[error("request is invalid")]
     Validation(Vec<FieldError>),
+    /// The event's producer id is taken by an event with other content (this id).
+    #[error("id {0:?} is already taken by an event with different content")]
+    Conflict(String),
     /// The body names a tenant other than the credentials'.
     #[error("tenant_id in the body does not match the credentials")]
     TenantMismatch,
@@ -104,6 +108,7 @@ impl GatewayError {
             }
             E::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "Request body too large"),
             E::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Validation failed"),
+            E::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Event id conflict"),
             E::TenantMismatch => (StatusCode::FORBIDDEN, "tenant-mismatch", "Tenant mismatch"),
             E::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication required"),
             E::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
@@ -155,6 +160,7 @@ impl IntoResponse for GatewayError {
         let mut problem = Problem::new(status, slug, title, self.public_detail());
         match &self {
             GatewayError::Validation(errors) => problem.errors = Some(json!(errors)),
+            GatewayError::Conflict(id) => problem.errors = Some(json!(crate::ingest::ItemOutcome::conflict_errors(id))),
             GatewayError::Unauthenticated(_) => problem.bearer_challenge = true,
             GatewayError::RateLimited { retry_after_secs } => problem.retry_after_secs = Some(*retry_after_secs),
             GatewayError::Overloaded | GatewayError::Timeout | GatewayError::Unavailable(_) => problem.retry_after_secs = Some(1),

@@ -74,7 +74,7 @@ pub enum BatchItem {
         (status = 202, description = "durable in Kafka", body = AcceptedEvent),
         (status = 400, description = "malformed JSON"), (status = 401, description = "missing or invalid credentials"),
         (status = 403, description = "wrong role or tenant mismatch"), (status = 413, description = "body too large"),
-        (status = 415, description = "not application/json"), (status = 422, description = "invalid event"),
+        (status = 415, description = "not application/json"), (status = 422, description = "invalid event"), (status = 409, description = "the producer id is taken by an event with different content"),
         (status = 429, description = "tenant rate limit"), (status = 503, description = "event log unavailable"),
     ),
     security(("bearer" = []), ("api_key" = [])))]
@@ -95,6 +95,7 @@ pub async fn post_event(
             Ok((StatusCode::ACCEPTED, Json(body)).into_response())
         }
         Some(ItemOutcome::Rejected(errors)) => Err(GatewayError::Validation(errors)),
+        Some(ItemOutcome::Conflict(id)) => Err(GatewayError::Conflict(id)),
         None => Err(GatewayError::Internal("pipeline returned no outcome".into())),
     }
 }
@@ -142,6 +143,7 @@ pub async fn post_batch(
         .map(|(index, outcome)| match outcome {
             ItemOutcome::Accepted(first) => BatchItem::Accepted { index, id: first.id },
             ItemOutcome::Rejected(errors) => BatchItem::Rejected { index, errors },
+            ItemOutcome::Conflict(id) => BatchItem::Rejected { index, errors: ItemOutcome::conflict_errors(&id) },
         })
         .collect();
     let accepted = results.iter().filter(|r| matches!(r, BatchItem::Accepted { .. })).count();

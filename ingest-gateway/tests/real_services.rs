@@ -145,6 +145,41 @@ async fn a_repeated_id_yields_one_record_and_the_same_answer() {
 }
 
 #[tokio::test]
+async fn a_known_id_with_other_content_is_a_409_naming_the_id_and_writes_nothing() {
+    let gw = gateway();
+    create_topic(&gw.topic, 3).await;
+    let original = json!({"id": "conflict-1", "action": "user.login", "actor": {"id": "u"}, "metadata": {"a": 1, "b": [1, 2]}});
+    let first = send(&gw, post_json("/v1/events", &writer_token("acme"), &original)).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{:?}", first.body);
+
+    // The same content with its keys in another order is a retry, not a conflict.
+    let reordered = json!({"metadata": {"b": [1, 2], "a": 1}, "actor": {"id": "u"}, "action": "user.login", "id": "conflict-1"});
+    let retry = send(&gw, post_json("/v1/events", &writer_token("acme"), &reordered)).await;
+    assert_eq!((retry.status, &retry.body), (StatusCode::ACCEPTED, &first.body));
+
+    let changed = json!({"id": "conflict-1", "action": "user.logout", "actor": {"id": "u"}, "metadata": {"a": 1, "b": [1, 2]}});
+    let conflict = send(&gw, post_json("/v1/events", &writer_token("acme"), &changed)).await;
+    assert_eq!(conflict.status, StatusCode::CONFLICT, "{:?}", conflict.body);
+    assert_eq!(conflict.problem(), "conflict");
+    assert!(conflict.body["type"].as_str().is_some_and(|t| t.ends_with("/conflict")), "{:?}", conflict.body);
+    assert_eq!(conflict.fields(), ["id"]);
+    assert!(conflict.body["detail"].as_str().is_some_and(|d| d.contains("conflict-1")), "{:?}", conflict.body);
+
+    // In a batch: the conflicting item is refused by name, the rest goes through; two items
+    // of one batch with one id and different content conflict too.
+    let batch = json!([changed, {"id": "conflict-2", "action": "a.b", "actor": {"id": "u"}}, {"id": "conflict-2", "action": "a.c", "actor": {"id": "u"}}]);
+    let answer = send(&gw, post_json("/v1/events/batch", &writer_token("acme"), &batch)).await;
+    assert_eq!(answer.status, StatusCode::MULTI_STATUS, "{:?}", answer.body);
+    assert_eq!((answer.body["accepted"].as_u64(), answer.body["rejected"].as_u64()), (Some(1), Some(2)));
+    for index in [0, 2] {
+        assert_eq!(answer.body["results"][index]["status"], "rejected");
+        assert_eq!(answer.body["results"][index]["errors"][0]["field"], "id");
+    }
+    assert_eq!(gw.log.appends(), 2, "conflict-1 once and conflict-2 once; no conflicting copy was written");
+    assert_eq!(count_records(&gw.topic).await, 2);
+}
+
+#[tokio::test]
 async fn past_the_tenant_rate_limit_the_answer_is_429_with_retry_after() {
     let gw = gateway();
     create_topic(&gw.topic, 3).await;
