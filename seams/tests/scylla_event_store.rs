@@ -52,31 +52,121 @@ async fn readiness() {
     store().await.check_ready().await.expect("cassandra is ready");
 }
 
-/// With a retention, rows expire when it has passed since the event occurred (Cassandra
-/// TTL), and an event already past it is not written; other tenants keep theirs.
+/// A store in a keyspace of its own, and a raw session to look at its rows.
+async fn own_keyspace(prefix: &str, batch_bytes: Option<usize>) -> (ScyllaEventStore, String, scylla::client::session::Session) {
+    let keyspace = common::unique(prefix);
+    let mut config = ScyllaConfig::new(vec![cassandra_contact_point()], keyspace.clone());
+    if let Some(bytes) = batch_bytes {
+        config.batch_bytes = bytes;
+    }
+    let store = within(60, "cassandra creates the keyspace", ScyllaEventStore::connect(&config)).await.expect("cassandra is usable");
+    let session = scylla::client::session_builder::SessionBuilder::new()
+        .known_node(cassandra_contact_point())
+        .build()
+        .await
+        .expect("cassandra session");
+    (store, keyspace, session)
+}
+
+/// Rows of `table` in the partition `key` (a `WHERE` clause over the bound `values`).
+async fn count(session: &scylla::client::session::Session, keyspace: &str, table: &str, key: &str, values: impl scylla::serialize::row::SerializeRow) -> i64 {
+    let result = session.query_unpaged(format!("SELECT count(*) FROM {keyspace}.{table} WHERE {key}"), values).await.expect("count");
+    result.into_rows_result().expect("rows").first_row::<(i64,)>().expect("a count").0
+}
+
+/// Retention is not fixed when a row is written: an event stored with 3 s left of its
+/// tenant's retention is still served by id and by every list after the retention is raised
+/// and those 3 s passed (a write-time TTL expired it: get-by-id 404 while search found it).
+/// `purge_before`, the retention sweep, then removes it from every table, with an exact
+/// count. An event already past the retention when written is not written.
 #[tokio::test]
-async fn retention_expires_rows_by_ttl() {
+async fn raised_retention_keeps_events_and_purge_removes_them_from_every_table() {
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
     use time::{Duration, OffsetDateTime};
-    let tenant = common::unique("ttl");
-    let keep_forever = common::unique("forever");
-    let short = tenant.clone();
-    let retention: auditlog_seams::event_store::Retention = Arc::new(move |t: &str| (t == short).then(|| Duration::days(1)));
-    let store = store().await.with_retention(retention);
+    let (store, ks, session) = own_keyspace("retention", None).await;
+    let tenant = common::unique("raise");
+    let days = Arc::new(AtomicI64::new(1));
+    let (short, current) = (tenant.clone(), Arc::clone(&days));
+    let retention: auditlog_seams::event_store::Retention =
+        Arc::new(move |t: &str| (t == short).then(|| Duration::days(current.load(Ordering::SeqCst))));
+    let store = store.with_retention(retention);
     let now = OffsetDateTime::now_utc();
-    // Occurred a day minus 3 s ago: 3 s left. Occurred 2 days ago: already expired.
-    let expiring = scenarios::event_store::stored(&tenant, 1, now - Duration::days(1) + Duration::seconds(3));
-    let expired = scenarios::event_store::stored(&tenant, 2, now - Duration::days(2));
-    let other = scenarios::event_store::stored(&keep_forever, 3, now - Duration::days(2));
-    store.upsert(&[expiring.clone(), expired.clone(), other.clone()]).await.expect("upsert");
-    let id = |s: &auditlog_seams::StoredEvent| s.event.id.clone();
-    assert!(store.get(&tenant, &id(&expiring)).await.expect("get").is_some(), "written with time left");
-    assert!(store.get(&tenant, &id(&expired)).await.expect("get").is_none(), "already past retention: not written");
+    let kept = s::stored(&tenant, 1, now - Duration::days(1) + Duration::seconds(3));
+    let expired = s::stored(&tenant, 2, now - Duration::days(2));
+    store.upsert(&[kept.clone(), expired.clone()]).await.expect("upsert");
+    assert!(store.get(&tenant, &expired.event.id).await.expect("get").is_none(), "already past retention: not written");
+
+    days.store(30, Ordering::SeqCst);
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-    assert!(store.get(&tenant, &id(&expiring)).await.expect("get").is_none(), "expired by its TTL");
-    let listed = store.list(&scenarios::event_store::filter(&tenant), &auditlog_seams::PageRequest { limit: 10, after: None }).await.expect("list");
-    assert!(listed.events.is_empty(), "no list table keeps it: {:?}", listed.events);
-    assert!(store.get(&keep_forever, &id(&other)).await.expect("get").is_some(), "a tenant without retention keeps its events");
+    assert_eq!(store.get(&tenant, &kept.event.id).await.expect("get").as_ref(), Some(&kept), "still served by id after the raise");
+    let target = &kept.event.targets[0];
+    let filters = [
+        s::filter(&tenant),
+        auditlog_seams::EventFilter { actor_id: Some(kept.event.actor.id.clone()), ..s::filter(&tenant) },
+        auditlog_seams::EventFilter { target_type: Some(target.kind.clone()), target_id: Some(target.id.clone()), ..s::filter(&tenant) },
+    ];
+    for filter in &filters {
+        assert_eq!(s::all_pages(&store, filter, 10).await, vec![kept.event.id.clone()], "still listed by {filter:?}");
+    }
+
+    assert_eq!(store.purge_before(&tenant, now + Duration::days(1)).await.expect("purge"), 1, "one event purged");
+    let us = auditlog_schemas::avro::to_micros(kept.event.occurred_at);
+    let day = i32::try_from(us.div_euclid(86_400_000_000)).expect("a day number");
+    let (t, id, actor) = (tenant.as_str(), kept.event.id.as_str(), kept.event.actor.id.as_str());
+    let key = format!("{}\u{1f}{}", target.kind, target.id);
+    let left = [
+        ("events_by_id", count(&session, &ks, "events_by_id", "tenant_id = ? AND id = ?", (t, id)).await),
+        ("events_by_time", count(&session, &ks, "events_by_time", "tenant_id = ? AND bucket = ?", (t, day)).await),
+        ("events_by_actor", count(&session, &ks, "events_by_actor", "tenant_id = ? AND actor_id = ? AND bucket = ?", (t, actor, day)).await),
+        ("events_by_target", count(&session, &ks, "events_by_target", "tenant_id = ? AND target_key = ? AND bucket = ?", (t, &key, day)).await),
+        ("time days", count(&session, &ks, "buckets", "tenant_id = ? AND index_name = 'time' AND index_key = ''", (t,)).await),
+        ("actor days", count(&session, &ks, "buckets", "tenant_id = ? AND index_name = 'actor' AND index_key = ?", (t, actor)).await),
+        ("target days", count(&session, &ks, "buckets", "tenant_id = ? AND index_name = 'target' AND index_key = ?", (t, &key)).await),
+    ];
+    assert!(left.iter().all(|(_, n)| *n == 0), "purged from every table: {left:?}");
+    assert!(store.get(&tenant, id).await.expect("get").is_none(), "gone by id");
+}
+
+/// A batch the cluster refuses as too large ("Batch too large": past the local Cassandra's
+/// 1 MiB `batch_size_fail_threshold`, as 48 KiB batches are past stock Cassandra's 50 KiB)
+/// is split until it fits; every event is written, none is retried whole forever.
+#[tokio::test]
+async fn a_batch_too_large_is_split() {
+    let (store, _ks, _session) = own_keyspace("split", Some(64 << 20)).await;
+    let tenant = common::unique("split");
+    let events: Vec<auditlog_seams::StoredEvent> = s::dataset(&tenant)
+        .into_iter()
+        .map(|mut stored| {
+            stored.event.description = Some("x".repeat(100 << 10));
+            stored
+        })
+        .collect();
+    within(120, "upsert of 30 events of 100 KiB in 64 MiB batches", store.upsert(&events)).await.expect("written in parts");
+    assert_eq!(s::all_pages(&store, &s::filter(&tenant), 50).await, s::expected(&events, |_| true), "every event listed once");
+    for stored in &events {
+        assert!(store.get(&tenant, &stored.event.id).await.expect("get").is_some(), "{} stored", stored.event.id);
+    }
+}
+
+/// An event the cluster could never take (a target key past CQL's 64 KiB) is refused as
+/// invalid, naming it, before any of its rows is written; the processor then dead-letters
+/// it. Unavailable, the processor would wait on it forever.
+#[tokio::test]
+async fn an_event_with_a_key_too_long_is_invalid_not_unavailable() {
+    let (store, _ks, _session) = own_keyspace("toolong", None).await;
+    let tenant = common::unique("toolong");
+    let good = s::stored(&tenant, 1, s::BASE);
+    let mut bad = s::stored(&tenant, 2, s::BASE);
+    bad.event.targets = vec![auditlog_schemas::Target { kind: "document".into(), id: "d".repeat(70_000), name: None }];
+    let refused = within(30, "upsert of an event with a 70 KB target id", store.upsert(&[good.clone(), bad.clone()])).await;
+    match refused {
+        Err(auditlog_seams::StoreError::Invalid(reason)) => assert!(reason.contains(&bad.event.id), "names the event: {reason}"),
+        other => panic!("expected invalid, got {other:?}"),
+    }
+    assert!(s::all_pages(&store, &s::filter(&tenant), 10).await.is_empty(), "nothing of the call written");
+    within(30, "upsert of the good event alone", store.upsert(std::slice::from_ref(&good))).await.expect("the good event alone is written");
+    assert_eq!(s::all_pages(&store, &s::filter(&tenant), 10).await, vec![good.event.id.clone()]);
 }
 
 /// The store with the scenario dataset of a new tenant, and a raw session to damage its rows.

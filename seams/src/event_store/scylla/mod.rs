@@ -10,10 +10,28 @@
 //! rewrites the list rows of ids already stored, from the stored winner.
 //!
 //! # Retention
-//! With [`ScyllaEventStore::with_retention`], every row of an event is written `USING TTL`
-//! the time left of its tenant's retention, so expired events disappear without a sweep; an
-//! event already past it is not written at all. The bucket directory has no TTL (an expired
-//! day leaves an entry that lists nothing, removed by `purge_before`).
+//! Nothing expires by itself: rows carry no TTL, and an event leaves the store only through
+//! [`EventStore::purge_before`], which the query API's retention sweep calls per tenant at
+//! the tenant's current cutoff, exactly as for the search index and the embedded store. So a
+//! retention change reaches every copy at once: raised, every copy keeps the event; lowered,
+//! the next sweep removes it from every copy (and reads never serve past the cutoff
+//! meanwhile). A write-time TTL would fix the retention of the day the row was written:
+//! after a raise, `get` would miss an event that search still finds.
+//!
+//! With [`ScyllaEventStore::with_retention`], an event already past its tenant's retention
+//! when written is not written at all (a replay of an old log does not write rows the next
+//! sweep would only turn into tombstones); the retention is looked up at each write, so it
+//! follows changes. Rows written `USING TTL` by earlier versions keep their TTL until
+//! `auditlog replay --sink scylla` (a [`EventStore::repair`]) rewrites them without one.
+//!
+//! # Batches too large
+//! Clusters refuse a batch past `batch_size_fail_threshold` (ScyllaDB 1 MiB, Cassandra
+//! 50 KiB by default). Batches are cut well below it ([`ScyllaConfig::batch_bytes`]), and a
+//! batch refused as too large anyway is split in halves until each part fits; never retried
+//! whole. A single row refused as too large, or a key longer than CQL's 64 KiB, is the
+//! event's own fault: [`StoreError::Invalid`] naming it (the processor then writes the batch
+//! one event at a time and dead-letters that one), never "unavailable", which the processor
+//! would wait on forever.
 //!
 //! # Durability
 //! `upsert` returns once every statement was acknowledged at the session's consistency
@@ -30,7 +48,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::prepared::PreparedStatement;
@@ -56,6 +74,11 @@ pub struct ScyllaConfig {
     pub write_concurrency: usize,
     /// Time budget of connecting to a node.
     pub connect_timeout: Duration,
+    /// Approximate bytes per unlogged batch (event JSON, keys and a per-row overhead): a
+    /// batch is cut here, and a row larger than this goes alone. Larger batches mean fewer
+    /// requests; past the cluster's `batch_size_fail_threshold` (ScyllaDB 1 MiB, Cassandra
+    /// 50 KiB by default) a batch is refused and then split in halves, costing a round trip.
+    pub batch_bytes: usize,
 }
 
 impl ScyllaConfig {
@@ -67,6 +90,7 @@ impl ScyllaConfig {
             replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".into(),
             write_concurrency: 256,
             connect_timeout: Duration::from_secs(5),
+            batch_bytes: write::BATCH_BYTES,
         }
     }
 }
@@ -76,6 +100,7 @@ pub struct ScyllaEventStore {
     session: Arc<Session>,
     st: Statements,
     write_concurrency: usize,
+    batch_bytes: usize,
     retention: Option<Retention>,
 }
 
@@ -106,6 +131,12 @@ struct Statements {
 
 /// Outcome of one write statement.
 type Write = Result<scylla::response::query_result::QueryResult, scylla::errors::ExecutionError>;
+
+/// Events a purge lists per query.
+const PURGE_PAGE: usize = 500;
+/// Events a purge deletes at once (each 3-5 statements): enough to purge millions of rows
+/// in minutes, few enough that a sweep does not crowd out the processors' writes.
+const PURGE_IN_FLIGHT: usize = 32;
 
 /// The columns every event table shares, in select order.
 const COLUMNS: &str = "occurred_us, id, event, log_topic, log_partition, log_offset";
@@ -147,16 +178,16 @@ impl ScyllaEventStore {
             format!("SELECT {COLUMNS} FROM {ks}.{table} WHERE {pk} AND (occurred_us, id) < (?, ?) LIMIT ?")
         };
         let st = Statements {
-            insert_by_id: prepare(format!("INSERT INTO {ks}.events_by_id (tenant_id, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ?")).await?,
+            insert_by_id: prepare(format!("INSERT INTO {ks}.events_by_id (tenant_id, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)")).await?,
             select_claim: prepare(format!("SELECT id FROM {ks}.events_by_id WHERE tenant_id = ? AND id = ?")).await?,
             select_by_id: prepare(format!("SELECT {COLUMNS} FROM {ks}.events_by_id WHERE tenant_id = ? AND id = ?")).await?,
-            insert_time: prepare(format!("INSERT INTO {ks}.events_by_time (tenant_id, bucket, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?")).await?,
+            insert_time: prepare(format!("INSERT INTO {ks}.events_by_time (tenant_id, bucket, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")).await?,
             insert_actor: prepare(format!(
-                "INSERT INTO {ks}.events_by_actor (tenant_id, actor_id, bucket, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
+                "INSERT INTO {ks}.events_by_actor (tenant_id, actor_id, bucket, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))
             .await?,
             insert_target: prepare(format!(
-                "INSERT INTO {ks}.events_by_target (tenant_id, target_key, bucket, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
+                "INSERT INTO {ks}.events_by_target (tenant_id, target_key, bucket, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))
             .await?,
             insert_bucket: prepare(format!("INSERT INTO {ks}.buckets (tenant_id, index_name, index_key, bucket) VALUES (?, ?, ?, ?)")).await?,
@@ -185,29 +216,31 @@ impl ScyllaEventStore {
             ))
             .await?,
         };
-        Ok(Self { session: Arc::new(session), st, write_concurrency: config.write_concurrency.max(1), retention: None })
+        Ok(Self {
+            session: Arc::new(session),
+            st,
+            write_concurrency: config.write_concurrency.max(1),
+            batch_bytes: config.batch_bytes.max(1),
+            retention: None,
+        })
     }
 
-    /// Expires each event when its tenant's `retention` has passed since it occurred.
+    /// Does not write events already past their tenant's `retention` (looked up at each
+    /// write); nothing written expires by itself (see the module docs).
     pub fn with_retention(mut self, retention: Retention) -> Self {
         self.retention = Some(retention);
         self
     }
 
-    /// The TTL of an event's rows in seconds (0: none), or `None` when it is already past
-    /// its tenant's retention.
-    fn ttl_secs(&self, event: &auditlog_schemas::AuditEvent) -> Option<i32> {
-        /// Cassandra's largest TTL (20 years).
-        const MAX_TTL_SECS: i64 = 630_720_000;
-        let Some(retention) = self.retention.as_ref().and_then(|r| r(&event.tenant_id)) else {
-            return Some(0);
-        };
-        let left = (event.occurred_at + retention - OffsetDateTime::now_utc()).whole_seconds();
-        // `left` is in 1..=MAX_TTL_SECS, so the cast cannot truncate.
-        (left > 0).then(|| left.min(MAX_TTL_SECS) as i32)
+    /// Whether `event` is already past its tenant's retention.
+    fn expired(&self, event: &auditlog_schemas::AuditEvent) -> bool {
+        let retention = self.retention.as_ref().and_then(|r| r(&event.tenant_id));
+        retention.is_some_and(|r| event.occurred_at + r <= OffsetDateTime::now_utc())
     }
 
     /// Deletes one event from every table; whole-day directory entries when `drop_buckets`.
+    /// Its `events_by_time` row goes last: that row is how a purge finds the event, so a
+    /// crash midway leaves it for the next sweep to finish.
     async fn delete(&self, stored: &StoredEvent, drop_buckets: bool) -> Result<(), StoreError> {
         let e = &stored.event;
         let us = auditlog_schemas::avro::to_micros(e.occurred_at);
@@ -215,7 +248,7 @@ impl ScyllaEventStore {
         let (t, s) = (&e.tenant_id, &*self.session);
         let keys: Vec<String> = e.targets.iter().map(|x| target_key(&x.kind, &x.id)).collect();
         let mut deletes: Vec<BoxFuture<'_, Write>> = vec![
-            s.execute_unpaged(&self.st.delete_time, (t, b, us, &e.id)).boxed(),
+            s.execute_unpaged(&self.st.delete_by_id, (t, &e.id)).boxed(),
             s.execute_unpaged(&self.st.delete_actor, (t, &e.actor.id, b, us, &e.id)).boxed(),
         ];
         for key in &keys {
@@ -230,8 +263,7 @@ impl ScyllaEventStore {
         for result in futures::future::join_all(deletes).await {
             result.map_err(unavailable)?;
         }
-        // The id row goes last, so a crash midway leaves it to claim the id on redelivery.
-        s.execute_unpaged(&self.st.delete_by_id, (t, &e.id)).await.map_err(unavailable)?;
+        s.execute_unpaged(&self.st.delete_time, (t, b, us, &e.id)).await.map_err(unavailable)?;
         Ok(())
     }
 }
@@ -268,23 +300,26 @@ impl EventStore for ScyllaEventStore {
     }
 
     async fn purge_before(&self, tenant_id: &str, before: OffsetDateTime) -> Result<u64, StoreError> {
-        let before_us = auditlog_schemas::avro::to_micros(before);
+        let before_day = bucket_of(auditlog_schemas::avro::to_micros(before));
         let filter = EventFilter { tenant_id: tenant_id.to_owned(), to: Some(before), ..EventFilter::default() };
         let mut purged = 0;
         let mut after = None;
         loop {
-            let page = read::list(self, &filter, &PageRequest { limit: 500, after }).await?;
+            // Deleting this page's rows leaves the next page alone: it lies strictly below.
+            let page = read::list(self, &filter, &PageRequest { limit: PURGE_PAGE, after }).await?;
+            let mut deletes: Vec<BoxFuture<'_, Result<(), StoreError>>> = Vec::with_capacity(page.events.len());
             for stored in &page.events {
-                let whole_day = bucket_of(auditlog_schemas::avro::to_micros(stored.event.occurred_at)) < bucket_of(before_us);
-                self.delete(stored, whole_day).await?;
-                purged += 1;
+                let whole_day = bucket_of(auditlog_schemas::avro::to_micros(stored.event.occurred_at)) < before_day;
+                deletes.push(self.delete(stored, whole_day).boxed());
             }
+            futures::stream::iter(deletes).buffer_unordered(PURGE_IN_FLIGHT).try_collect::<()>().await?;
+            purged += page.events.len() as u64;
             match page.next {
                 Some(next) => after = Some(next),
                 None => break,
             }
         }
-        for bucket in read::buckets(self, tenant_id, "time", "", bucket_of(before_us) - 1, i32::MIN).await? {
+        for bucket in read::buckets(self, tenant_id, "time", "", before_day - 1, i32::MIN).await? {
             self.session
                 .execute_unpaged(&self.st.delete_bucket, (tenant_id, "time", "", bucket))
                 .await

@@ -15,7 +15,8 @@
 //! Statements travel in unlogged batches of rows owned by the same replica (node and
 //! shard, from the driver's token map), so a batch is one request that its coordinator
 //! applies locally, without fanning out: requests, not rows, are what a node spends most on
-//! for small writes. Nothing relies on a batch being atomic.
+//! for small writes. Nothing relies on a batch being atomic, so a batch the cluster refuses
+//! as too large is split in halves and written part by part.
 //!
 //! Why first-write-wins holds without Paxos: a tenant's events are in one log partition,
 //! read in order by one processor at a time, and a batch is acknowledged before the next is
@@ -30,7 +31,9 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
+use scylla::client::session::Session;
 use scylla::cluster::ClusterState;
+use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::routing::Shard;
 use scylla::serialize::SerializationError;
 use scylla::serialize::row::{RowSerializationContext, SerializeRow};
@@ -38,17 +41,22 @@ use scylla::serialize::writers::RowWriter;
 use scylla::statement::batch::{Batch, BatchStatement, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 
-use super::{ScyllaEventStore, Write, bucket_of, target_key, unavailable};
+use super::{ScyllaEventStore, bucket_of, target_key, unavailable};
 use crate::event_store::StoreError;
 use crate::query::StoredEvent;
 
 /// Statements per unlogged batch. A batch is one request instead of one per row; larger
 /// batches hold their rows back until the slowest is written.
 pub(super) const BATCH_ROWS: usize = 32;
-/// Event JSON per unlogged batch: a batch is also cut here, and a row larger than this goes
-/// alone. Clusters refuse batches past `batch_size_fail_threshold` (ScyllaDB 1 MiB,
-/// Cassandra 50 KiB by default) and warn well before; events are ~0.5-2 KiB, at most 32 KiB.
+/// Default of [`super::ScyllaConfig::batch_bytes`]: under Cassandra's default
+/// `batch_size_fail_threshold` (50 KiB), the strictest; events are ~0.5-2 KiB, at most
+/// 64 KiB from the gateway.
 pub(super) const BATCH_BYTES: usize = 48 << 10;
+/// Bytes a row weighs in a batch besides its event JSON and partition key (tenant, id,
+/// topic, integers, framing), roughly.
+const ROW_OVERHEAD: usize = 128;
+/// Longest partition key CQL takes (each component framed by 3 bytes).
+const MAX_KEY_BYTES: usize = u16::MAX as usize;
 
 /// An event of the call that is not stored yet, with what its rows need.
 struct Pending<'a> {
@@ -56,13 +64,12 @@ struct Pending<'a> {
     json: String,
     us: i64,
     bucket: i32,
-    ttl: i32,
     target_keys: Vec<String>,
 }
 
 /// The columns every event row shares after its partition key: occurred_us, id, event,
-/// log_topic, log_partition, log_offset, ttl.
-type Shared<'a> = (i64, &'a str, &'a str, &'a str, i32, i64, i32);
+/// log_topic, log_partition, log_offset.
+type Shared<'a> = (i64, &'a str, &'a str, &'a str, i32, i64);
 
 /// A row of one of the store's inserts, in the statement's bind order.
 enum Row<'a> {
@@ -78,14 +85,10 @@ enum Row<'a> {
 impl SerializeRow for Row<'_> {
     fn serialize(&self, ctx: &RowSerializationContext<'_>, writer: &mut RowWriter) -> Result<(), SerializationError> {
         match *self {
-            Row::Id(t, (us, id, json, topic, partition, offset, ttl)) => {
-                (t, us, id, json, topic, partition, offset, ttl).serialize(ctx, writer)
-            }
-            Row::Time(t, b, (us, id, json, topic, partition, offset, ttl)) => {
-                (t, b, us, id, json, topic, partition, offset, ttl).serialize(ctx, writer)
-            }
-            Row::Keyed(t, key, b, (us, id, json, topic, partition, offset, ttl)) => {
-                (t, key, b, us, id, json, topic, partition, offset, ttl).serialize(ctx, writer)
+            Row::Id(t, (us, id, json, topic, partition, offset)) => (t, us, id, json, topic, partition, offset).serialize(ctx, writer),
+            Row::Time(t, b, (us, id, json, topic, partition, offset)) => (t, b, us, id, json, topic, partition, offset).serialize(ctx, writer),
+            Row::Keyed(t, key, b, (us, id, json, topic, partition, offset)) => {
+                (t, key, b, us, id, json, topic, partition, offset).serialize(ctx, writer)
             }
             Row::Directory(t, index, key, b) => (t, index, key, b).serialize(ctx, writer),
         }
@@ -97,11 +100,21 @@ impl SerializeRow for Row<'_> {
 }
 
 impl Row<'_> {
-    /// Bytes the row weighs in a batch, roughly: its event JSON.
+    /// Bytes the row weighs in a batch, roughly: its event JSON and keys.
     fn weight(&self) -> usize {
+        ROW_OVERHEAD
+            + match self {
+                Row::Id(t, shared) | Row::Time(t, _, shared) => t.len() + shared.2.len(),
+                Row::Keyed(t, key, _, shared) => t.len() + key.len() + shared.2.len(),
+                Row::Directory(t, _, key, _) => t.len() + key.len(),
+            }
+    }
+
+    /// The row in an error message.
+    fn describe(&self) -> String {
         match self {
-            Row::Id(_, shared) | Row::Time(_, _, shared) | Row::Keyed(_, _, _, shared) => shared.2.len(),
-            Row::Directory(..) => 64,
+            Row::Id(_, shared) | Row::Time(_, _, shared) | Row::Keyed(_, _, _, shared) => format!("a row of event {}", shared.1),
+            Row::Directory(_, index, _, day) => format!("the {index} bucket directory entry of day {day}"),
         }
     }
 }
@@ -134,34 +147,67 @@ impl<'a> Batcher<'a> {
     }
 
     /// The rows as unlogged batches, one owner each, cut at [`BATCH_ROWS`] rows or
-    /// [`BATCH_BYTES`] of event JSON.
-    fn into_writes(self, session: &'a scylla::client::session::Session) -> Vec<BoxFuture<'a, Write>> {
+    /// `batch_bytes` (by [`Row::weight`]).
+    fn into_writes(self, session: &'a Session, batch_bytes: usize) -> Vec<BoxFuture<'a, Result<(), StoreError>>> {
         let mut writes = Vec::new();
         for rows in self.groups.into_values() {
             let mut chunk: Vec<(&PreparedStatement, Row<'a>)> = Vec::new();
             let mut bytes = 0;
             for (statement, row) in rows {
-                if !chunk.is_empty() && (chunk.len() == BATCH_ROWS || bytes + row.weight() > BATCH_BYTES) {
-                    writes.push(batch(session, std::mem::take(&mut chunk)));
+                if !chunk.is_empty() && (chunk.len() == BATCH_ROWS || bytes + row.weight() > batch_bytes) {
+                    writes.push(write_batch(session, std::mem::take(&mut chunk)));
                     bytes = 0;
                 }
                 bytes += row.weight();
                 chunk.push((statement, row));
             }
             if !chunk.is_empty() {
-                writes.push(batch(session, chunk));
+                writes.push(write_batch(session, chunk));
             }
         }
         writes
     }
 }
 
-/// One unlogged batch of `rows`.
-fn batch<'a>(session: &'a scylla::client::session::Session, rows: Vec<(&PreparedStatement, Row<'a>)>) -> BoxFuture<'a, Write> {
-    let (statements, values): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
-    let statements = statements.into_iter().map(|st| BatchStatement::PreparedStatement(st.clone())).collect();
-    let batch = Batch::new_with_statements(BatchType::Unlogged, statements);
-    async move { session.batch(&batch, values).await }.boxed()
+/// Writes `rows` as one unlogged batch. A batch the cluster refuses as too large is split
+/// in halves until each part fits, never retried whole; a single row refused so is
+/// [`StoreError::Invalid`] naming its event. Any other failure is unavailable.
+fn write_batch<'a>(session: &'a Session, mut rows: Vec<(&'a PreparedStatement, Row<'a>)>) -> BoxFuture<'a, Result<(), StoreError>> {
+    async move {
+        let statements = rows.iter().map(|(st, _)| BatchStatement::PreparedStatement((*st).clone())).collect();
+        let batch = Batch::new_with_statements(BatchType::Unlogged, statements);
+        let values: Vec<&Row<'a>> = rows.iter().map(|(_, row)| row).collect();
+        let Err(err) = session.batch(&batch, values).await else {
+            return Ok(());
+        };
+        let Some(refusal) = too_large(&err) else {
+            return Err(unavailable(err));
+        };
+        if let [(_, row)] = rows.as_slice() {
+            return Err(StoreError::Invalid(format!("{} is too large for the store: {refusal}", row.describe())));
+        }
+        tracing::debug!(rows = rows.len(), refusal, "batch refused as too large; splitting it");
+        let right = rows.split_off(rows.len() / 2);
+        write_batch(session, rows).await?;
+        write_batch(session, right).await
+    }
+    .boxed()
+}
+
+/// The server's message when `err` refuses a request for its size (`Invalid`, e.g.
+/// Cassandra's "Batch too large", "Key length of N is longer than maximum of 65535").
+fn too_large(err: &ExecutionError) -> Option<&str> {
+    match err {
+        ExecutionError::LastAttemptError(RequestAttemptError::DbError(DbError::Invalid, message)) if is_size_refusal(message) => {
+            Some(message)
+        }
+        _ => None,
+    }
+}
+
+fn is_size_refusal(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    ["too large", "too big", "oversized", "longer than maximum", "exceeds"].iter().any(|s| message.contains(s))
 }
 
 impl ScyllaEventStore {
@@ -180,10 +226,9 @@ impl ScyllaEventStore {
                 (true, Some(Some(winner))) => winner,
                 (true, _) => continue,
             };
-            // `None`: past its tenant's retention; it would not be served, and keeping it
-            // would break the retention promise.
-            if let Some(ttl) = self.ttl_secs(&event.event) {
-                pending.push(pending_event(event, ttl)?);
+            // Past its tenant's retention: never served, and the next sweep would delete it.
+            if !self.expired(&event.event) {
+                pending.push(pending_event(event)?);
             }
         }
         self.run(self.list_rows(&pending)).await?;
@@ -191,7 +236,7 @@ impl ScyllaEventStore {
         for p in &pending {
             ids.push(&self.st.insert_by_id, Row::Id(&p.stored.event.tenant_id, shared(p)));
         }
-        self.run(ids.into_writes(&self.session)).await
+        self.run(ids.into_writes(&self.session, self.batch_bytes)).await
     }
 
     /// Whether each event's id is already held by `events_by_id`.
@@ -215,7 +260,7 @@ impl ScyllaEventStore {
     }
 
     /// The list rows and directory entries of `pending`, as batches.
-    fn list_rows<'a>(&'a self, pending: &'a [Pending<'a>]) -> Vec<BoxFuture<'a, Write>> {
+    fn list_rows<'a>(&'a self, pending: &'a [Pending<'a>]) -> Vec<BoxFuture<'a, Result<(), StoreError>>> {
         let st = &self.st;
         let mut batcher = Batcher::new(self.session.get_cluster_state());
         let mut directory: HashSet<(&str, &str, &str, i32)> = HashSet::new();
@@ -234,28 +279,57 @@ impl ScyllaEventStore {
         for (t, index, key, b) in directory {
             batcher.push(&st.insert_bucket, Row::Directory(t, index, key, b));
         }
-        batcher.into_writes(&self.session)
+        batcher.into_writes(&self.session, self.batch_bytes)
     }
 
     /// Runs `writes` with bounded concurrency until all are acknowledged or one failed.
-    async fn run(&self, writes: Vec<BoxFuture<'_, Write>>) -> Result<(), StoreError> {
-        futures::stream::iter(writes)
-            .buffer_unordered(self.write_concurrency)
-            .map_err(unavailable)
-            .try_for_each(|_| futures::future::ready(Ok(())))
-            .await
+    async fn run(&self, writes: Vec<BoxFuture<'_, Result<(), StoreError>>>) -> Result<(), StoreError> {
+        futures::stream::iter(writes).buffer_unordered(self.write_concurrency).try_collect().await
     }
 }
 
 fn shared<'a>(p: &'a Pending<'a>) -> Shared<'a> {
     let pos = &p.stored.position;
-    (p.us, &p.stored.event.id, &p.json, &pos.topic, pos.partition, pos.offset, p.ttl)
+    (p.us, &p.stored.event.id, &p.json, &pos.topic, pos.partition, pos.offset)
 }
 
-fn pending_event(stored: &StoredEvent, ttl: i32) -> Result<Pending<'_>, StoreError> {
+/// What an event's rows need; [`StoreError::Invalid`] before anything is written when one of
+/// its keys is longer than CQL takes (the cluster would refuse that row alone and leave the
+/// others written).
+fn pending_event(stored: &StoredEvent) -> Result<Pending<'_>, StoreError> {
     let e = &stored.event;
     let json = serde_json::to_string(e).map_err(|err| StoreError::Invalid(format!("event {}: {err}", e.id)))?;
     let us = auditlog_schemas::avro::to_micros(e.occurred_at);
-    let target_keys = e.targets.iter().map(|x| target_key(&x.kind, &x.id)).collect();
-    Ok(Pending { stored, json, us, bucket: bucket_of(us), ttl, target_keys })
+    let target_keys: Vec<String> = e.targets.iter().map(|x| target_key(&x.kind, &x.id)).collect();
+    // The longest partition key of each kind: (tenant, id), and the directory's
+    // (tenant, index name, key), which outweighs the list tables' (tenant, key, day).
+    let keyed = std::iter::once(("actor id", e.actor.id.len())).chain(target_keys.iter().map(|k| ("target", k.len())));
+    let mut keys = std::iter::once(("id", key_bytes(&[e.tenant_id.len(), e.id.len()])))
+        .chain(keyed.map(|(what, len)| (what, key_bytes(&[e.tenant_id.len(), "target".len(), len]))));
+    if let Some((what, bytes)) = keys.find(|(_, bytes)| *bytes > MAX_KEY_BYTES) {
+        return Err(StoreError::Invalid(format!(
+            "event {}: its {what} makes a key of {bytes} bytes, longer than the store's limit of {MAX_KEY_BYTES}",
+            e.id
+        )));
+    }
+    Ok(Pending { stored, json, us, bucket: bucket_of(us), target_keys })
+}
+
+/// Bytes of a composite partition key of components of these lengths.
+fn key_bytes(components: &[usize]) -> usize {
+    components.iter().map(|len| len + 3).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_size_refusal;
+
+    #[test]
+    fn size_refusals_are_recognised() {
+        assert!(is_size_refusal("Batch too large"));
+        assert!(is_size_refusal("Key length of 70004 is longer than maximum of 65535"));
+        assert!(is_size_refusal("Rejected an oversized mutation (17000000/16777216) for keyspace ks"));
+        assert!(!is_size_refusal("unconfigured table events_by_id"));
+        assert!(!is_size_refusal("Keyspace ks does not exist"));
+    }
 }
