@@ -39,7 +39,8 @@ pub struct ViewBackends {
     /// Search index URI (`opensearch://host:port`, or an http(s) URL).
     #[arg(long, env = "AUDITLOG_SEARCH_INDEX", default_value = "opensearch://127.0.0.1:9200")]
     index: String,
-    /// Tenant registry: each tenant's retention becomes the TTL of its rows in ScyllaDB.
+    /// Tenant registry: ScyllaDB does not write events already past their tenant's retention
+    /// (the query API's retention sweep removes the rest from every view).
     #[arg(long, env = "AUDITLOG_TENANT_REGISTRY", default_value = "kafka://127.0.0.1:9092")]
     tenant_registry: String,
     /// The shared topic; dedicated tenant topics are `<topic>.<tenant>`.
@@ -133,8 +134,10 @@ fn parse_sink(name: &str) -> Result<SinkKind, String> {
     SinkKind::parse(name).ok_or_else(|| format!("unknown sink {name:?}: expected scylla or opensearch"))
 }
 
-/// Each tenant's retention from the registry; tenants without settings get the default,
-/// as the query API serves them.
+/// Each tenant's retention from the registry, looked up at each write; tenants without
+/// settings get the default, as the query API serves them. The store only skips events
+/// already past it: nothing it writes expires by itself, so a raised retention keeps every
+/// copy and a lowered one reaches every copy at the query API's next sweep.
 async fn retention(backends: &ViewBackends) -> anyhow::Result<Retention> {
     let tenants = auditlog_tenant_registry::open_registry(&backends.tenant_registry)
         .await

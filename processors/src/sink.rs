@@ -65,6 +65,9 @@ impl StoreSink {
 /// The search index (OpenSearch) as a sink.
 pub struct IndexSink(pub Arc<dyn SearchIndex>);
 
+/// A store's `Invalid` from a write is an event it can never take (a row too large, a key
+/// longer than the store allows): refused, so the pipeline writes the batch one event at a
+/// time and dead-letters that one. `Unavailable` (down, slow) is waited for.
 fn from_store(err: StoreError) -> SinkError {
     match err {
         StoreError::Unavailable(e) => SinkError::Unavailable(e),
@@ -108,5 +111,48 @@ impl Sink for IndexSink {
 
     async fn check_ready(&self) -> Result<(), SinkError> {
         self.0.check_ready().await.map_err(from_index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use auditlog_seams::{EventFilter, EventStore, Page, PageRequest, StoreError, StoredEvent};
+    use time::OffsetDateTime;
+
+    use super::{Sink, SinkError, StoreSink};
+
+    /// A store whose writes fail with the error its function makes.
+    struct Failing(fn() -> StoreError);
+
+    #[async_trait]
+    impl EventStore for Failing {
+        async fn upsert(&self, _: &[StoredEvent]) -> Result<(), StoreError> {
+            Err((self.0)())
+        }
+        async fn get(&self, _: &str, _: &str) -> Result<Option<StoredEvent>, StoreError> {
+            Ok(None)
+        }
+        async fn list(&self, _: &EventFilter, _: &PageRequest) -> Result<Page, StoreError> {
+            Err((self.0)())
+        }
+        async fn purge_before(&self, _: &str, _: OffsetDateTime) -> Result<u64, StoreError> {
+            Ok(0)
+        }
+        async fn check_ready(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    /// An event the store can never take (the ScyllaDB store's row too large or key too
+    /// long) is refused, which isolates and dead-letters it; an outage is waited for.
+    #[tokio::test]
+    async fn invalid_writes_are_refused_and_outages_waited_for() {
+        let invalid = StoreSink::new(Arc::new(Failing(|| StoreError::Invalid("a row of event e1 is too large for the store".into()))));
+        assert!(matches!(invalid.write(&[]).await, Err(SinkError::Refused(reason)) if reason.contains("e1")));
+        let down = StoreSink::new(Arc::new(Failing(|| StoreError::Unavailable("connection refused".into()))));
+        assert!(matches!(down.write(&[]).await, Err(SinkError::Unavailable(_))));
     }
 }
