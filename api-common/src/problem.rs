@@ -28,12 +28,23 @@ pub struct Problem {
     pub retry_after_secs: Option<u64>,
     /// Whether to challenge with `WWW-Authenticate: Bearer` (401).
     pub bearer_challenge: bool,
+    /// Extension members (RFC 9457 §3.2) added to the body, e.g. a batch's per-item results.
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Problem {
     /// A problem without field errors or extra headers.
     pub fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, slug, title, detail: detail.into(), errors: None, retry_after_secs: None, bearer_challenge: false }
+        Self {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+            errors: None,
+            retry_after_secs: None,
+            bearer_challenge: false,
+            extensions: serde_json::Map::new(),
+        }
     }
 }
 
@@ -47,6 +58,9 @@ impl IntoResponse for Problem {
         });
         if let Some(errors) = self.errors {
             body["errors"] = errors;
+        }
+        for (name, value) in self.extensions {
+            body[name] = value;
         }
         let mut response = (self.status, body.to_string()).into_response();
         let headers = response.headers_mut();

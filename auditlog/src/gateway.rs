@@ -59,7 +59,8 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<bool> {
     let config = load(args.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
     startup::require_jwt_key(&config.auth, "AUDITLOG_GATEWAY_")?;
     let log_setting = startup::setting("--event-log", "AUDITLOG_EVENT_LOG", &args.event_log);
-    let log = resolve::event_log(&args.event_log).context(log_setting.clone())?;
+    let log_uri = with_delivery_timeout(&args.event_log, config.limits.append_timeout()).context(log_setting.clone())?;
+    let log = resolve::event_log(&log_uri).context(log_setting.clone())?;
     startup::log_reachable(log.as_ref(), &log_setting).await?;
     let codec = Arc::new(
         WireCodec::new(&config.registry_url, config.limits.registry_timeout())
@@ -76,6 +77,37 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<bool> {
     eprintln!("auditlog gateway listening on http://{}", listener.local_addr()?);
     run(listener, state, shutdown_signal("draining requests and flushing the producer")).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(true)
+}
+
+/// How much sooner than the gateway's append budget the Kafka producer gives up on a record.
+const DELIVERY_MARGIN: Duration = Duration::from_millis(250);
+
+/// The event log URI with the Kafka producer's `message.timeout.ms` inside the gateway's
+/// append budget (`limits.append_timeout_ms`), so that when the gateway answers 503 the
+/// producer has given up too: an event reported unavailable will not land later and be
+/// doubled by the client's retry. An explicit `message.timeout.ms` in the URI must fit too.
+fn with_delivery_timeout(uri: &str, append_timeout: Duration) -> anyhow::Result<String> {
+    if !uri.starts_with("kafka://") {
+        return Ok(uri.to_owned());
+    }
+    let budget = append_timeout.saturating_sub(DELIVERY_MARGIN).max(Duration::from_millis(100));
+    let explicit = uri.split_once('?').and_then(|(_, query)| {
+        query.split('&').find_map(|pair| pair.strip_prefix("message.timeout.ms=").map(str::to_owned))
+    });
+    match explicit {
+        Some(ms) => match ms.parse::<u64>() {
+            Ok(ms) if Duration::from_millis(ms) <= budget => Ok(uri.to_owned()),
+            _ => bail!(
+                "message.timeout.ms={ms} must be a number of milliseconds within limits.append_timeout_ms ({} ms) less {} ms",
+                append_timeout.as_millis(),
+                DELIVERY_MARGIN.as_millis()
+            ),
+        },
+        None => {
+            let separator = if uri.contains('?') { '&' } else { '?' };
+            Ok(format!("{uri}{separator}message.timeout.ms={}", budget.as_millis()))
+        }
+    }
 }
 
 /// Prints a development JWT signed with the config's first HS256 key.
@@ -100,3 +132,18 @@ pub fn token(args: TokenArgs) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_producer_gives_up_within_the_append_budget() {
+        let budget = Duration::from_secs(5);
+        assert_eq!(with_delivery_timeout("kafka://k:9092", budget).expect("ok"), "kafka://k:9092?message.timeout.ms=4750");
+        assert_eq!(with_delivery_timeout("kafka://k:9092?linger.ms=5", budget).expect("ok"), "kafka://k:9092?linger.ms=5&message.timeout.ms=4750");
+        assert_eq!(with_delivery_timeout("kafka://k:9092?message.timeout.ms=3000", budget).expect("ok"), "kafka://k:9092?message.timeout.ms=3000");
+        assert!(with_delivery_timeout("kafka://k:9092?message.timeout.ms=10000", budget).is_err(), "a producer that outlives the answer");
+        assert_eq!(with_delivery_timeout("file:///log", budget).expect("ok"), "file:///log");
+    }
+}

@@ -44,6 +44,20 @@ pub(crate) enum ItemOutcome {
     Rejected(Vec<FieldError>),
     /// Its producer id is taken by an event with other content (this id).
     Conflict(String),
+    /// Valid, but the log did not acknowledge it: not durable; send it again (with the same
+    /// id, if it has one).
+    Unavailable,
+}
+
+/// What the pipeline made of a request: one outcome per item, and, when the log did not take
+/// every event, why (the items it did not take are [`ItemOutcome::Unavailable`]; the others
+/// are durable).
+#[derive(Debug)]
+pub(crate) struct Ingested {
+    /// One per item, in request order.
+    pub(crate) outcomes: Vec<ItemOutcome>,
+    /// The first append failure, when any.
+    pub(crate) failure: Option<GatewayError>,
 }
 
 impl ItemOutcome {
@@ -74,14 +88,15 @@ enum Plan {
 }
 
 /// Runs the pipeline for `items` of `tenant`. A body tenant mismatch anywhere refuses the whole
-/// request (403) before anything is written; an unavailable backend fails it (503).
+/// request (403) before anything is written; events the log does not acknowledge are marked
+/// unavailable, with the failure, while those it did acknowledge stay accepted.
 pub(crate) async fn ingest(
     state: &GatewayState,
     tenant: &str,
     items: Vec<ParsedItem<'_>>,
     malformed: Malformed,
     received_at: OffsetDateTime,
-) -> Result<Vec<ItemOutcome>, GatewayError> {
+) -> Result<Ingested, GatewayError> {
     let ctx = IngestContext { tenant_id: tenant, received_at };
     let count = items.len();
     let mut plans = Vec::with_capacity(count);
@@ -141,26 +156,22 @@ pub(crate) async fn ingest(
     metrics::events_rejected("validation", rejected);
     metrics::events_rejected("conflict", conflicts);
 
-    let appended = append_all(state, tenant, &to_append).await;
-    let appended = match appended {
-        Ok(()) => to_append.len(),
-        Err(err) => {
-            metrics::events_rejected("unavailable", to_append.len());
-            return Err(err);
-        }
-    };
+    let (acknowledged, failure) = append_all(state, tenant, &to_append).await;
+    let appended = acknowledged.iter().filter(|a| **a).count();
+    metrics::events_rejected("unavailable", to_append.len() - appended);
     metrics::events_accepted(appended, deduplicated);
 
     let mut outcomes: Vec<ItemOutcome> = Vec::with_capacity(plans.len());
     for plan in plans {
         let outcome = match plan {
             Plan::Done(outcome) => outcome,
-            Plan::Append(i) => ItemOutcome::Accepted(answer(&to_append[i])),
+            Plan::Append(i) if acknowledged[i] => ItemOutcome::Accepted(answer(&to_append[i])),
+            Plan::Append(_) => ItemOutcome::Unavailable,
             Plan::SameAs(earlier) => outcomes[earlier].clone(),
         };
         outcomes.push(outcome);
     }
-    Ok(outcomes)
+    Ok(Ingested { outcomes, failure })
 }
 
 fn answer(appending: &Appending) -> FirstAnswer {
@@ -209,42 +220,58 @@ fn content_digest(json: &[u8]) -> ContentDigest {
     Sha256::digest(text.as_bytes()).into()
 }
 
-/// Encodes and appends every event concurrently, within the append time budget. Events the
-/// log acknowledged are remembered by producer id even when others failed, so a retry of the
-/// whole request appends only what is missing.
-async fn append_all(state: &GatewayState, tenant: &str, events: &[Appending]) -> Result<(), GatewayError> {
+/// Encodes and appends every event concurrently, within the append time budget; answers which
+/// ones the log acknowledged, and the first failure. Acknowledged events are remembered by
+/// producer id even when others failed, so a retry of the whole request appends only what is
+/// missing. The gateway gives the Kafka producer a delivery timeout (`message.timeout.ms`)
+/// within this budget, so when the budget is spent every append has its answer: an event
+/// reported unavailable was not delivered and will not land later.
+async fn append_all(state: &GatewayState, tenant: &str, events: &[Appending]) -> (Vec<bool>, Option<GatewayError>) {
     if events.is_empty() {
-        return Ok(());
+        return (Vec::new(), None);
     }
+    let none = || vec![false; events.len()];
     let topic = state.topic_for(tenant);
     let budget = state.config().limits.append_timeout();
-    let work = async {
-        let encoded = join_all(events.iter().map(|a| state.codec().encode(&topic, &a.event))).await;
-        let mut records = Vec::with_capacity(events.len());
-        for (appending, payload) in events.iter().zip(encoded) {
-            records.push(OutgoingRecord::for_event(&topic, &appending.event, payload.map_err(encode_error)?));
-        }
-        let results = join_all(records.into_iter().map(|r| state.event_log().append(r))).await;
-        let mut failure = None;
-        for (appending, result) in events.iter().zip(results) {
-            match result {
-                Ok(_) if appending.producer_id => state.idempotency().insert(tenant, answer(appending)),
-                Ok(_) => {}
-                Err(err) => failure = Some(err),
-            }
-        }
-        match failure {
-            None => Ok(()),
-            Some(err) => Err(log_error(err)),
-        }
+    let deadline = tokio::time::Instant::now() + budget;
+    let timed_out = || {
+        metrics::append_failure("timeout");
+        GatewayError::Unavailable(format!("no acknowledgement within {} ms", budget.as_millis()))
     };
-    match tokio::time::timeout(budget, work).await {
-        Ok(result) => result,
-        Err(_) => {
-            metrics::append_failure("timeout");
-            Err(GatewayError::Unavailable(format!("no acknowledgement within {} ms", budget.as_millis())))
+    let encoding = join_all(events.iter().map(|a| state.codec().encode(&topic, &a.event)));
+    let Ok(encoded) = tokio::time::timeout_at(deadline, encoding).await else {
+        return (none(), Some(timed_out()));
+    };
+    let mut records = Vec::with_capacity(events.len());
+    for (appending, payload) in events.iter().zip(encoded) {
+        match payload {
+            Ok(payload) => records.push(OutgoingRecord::for_event(&topic, &appending.event, payload)),
+            Err(err) => return (none(), Some(encode_error(err))),
         }
     }
+    let appends = records.into_iter().map(|r| tokio::time::timeout_at(deadline, state.event_log().append(r)));
+    let results = join_all(appends).await;
+    let mut acknowledged = Vec::with_capacity(events.len());
+    let mut failure = None;
+    for (appending, result) in events.iter().zip(results) {
+        match result {
+            Ok(Ok(_)) => {
+                if appending.producer_id {
+                    state.idempotency().insert(tenant, answer(appending));
+                }
+                acknowledged.push(true);
+            }
+            Ok(Err(err)) => {
+                failure.get_or_insert_with(|| log_error(err));
+                acknowledged.push(false);
+            }
+            Err(_) => {
+                failure.get_or_insert_with(timed_out);
+                acknowledged.push(false);
+            }
+        }
+    }
+    (acknowledged, failure)
 }
 
 fn encode_error(err: SchemaError) -> GatewayError {

@@ -14,7 +14,7 @@
 //! | `validation` | 422 + `errors: [{field, message}]` | invalid event, empty or over-1,000 batch (`batch`) |
 //! | `conflict` | 409 + `errors: [{field: "id", message}]` | a producer `id` taken by an event with other content |
 //! | `rate-limited` | 429 + `Retry-After` | past the tenant's events/s |
-//! | `overloaded`, `timeout`, `unavailable` | 503 + `Retry-After` | in-flight cap, request budget, Kafka/registry down |
+//! | `overloaded`, `timeout`, `unavailable` | 503 + `Retry-After` | in-flight cap, request budget, Kafka/registry down (a batch's answer also lists `accepted`, `rejected`, `unavailable` and `results`, so the items already durable are known) |
 //! | `internal` | 500 | a bug or misconfiguration |
 
 use auditlog_api_common::auth::AuthError;
@@ -153,6 +153,13 @@ impl From<AuthError> for GatewayError {
 
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
+        self.into_problem().into_response()
+    }
+}
+
+impl GatewayError {
+    /// The problem document this error is answered with (logged when it is a 5xx).
+    pub fn into_problem(self) -> Problem {
         let (status, slug, title) = self.parts();
         if status.is_server_error() {
             tracing::warn!(status = status.as_u16(), error = %self, "request failed");
@@ -166,7 +173,7 @@ impl IntoResponse for GatewayError {
             GatewayError::Overloaded | GatewayError::Timeout | GatewayError::Unavailable(_) => problem.retry_after_secs = Some(1),
             _ => {}
         }
-        problem.into_response()
+        problem
     }
 }
 

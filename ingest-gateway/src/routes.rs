@@ -65,6 +65,12 @@ pub enum BatchItem {
         #[schema(value_type = Vec<Object>)]
         errors: Vec<FieldError>,
     },
+    /// Valid, but not acknowledged by the event log (only in a 503 answer): not durable; send
+    /// this item again (with the same `id`, if it has one), not the whole batch.
+    Unavailable {
+        /// Position in the batch.
+        index: usize,
+    },
 }
 
 /// `POST /v1/events`: one JSON event; 202 once the log acknowledged it.
@@ -88,15 +94,18 @@ pub async fn post_event(
     rate_limit(&state, &writer.tenant_id, 1)?;
     let bytes = read_body(body, state.config().limits.event_body_max_bytes).await?;
     let received_at = receive_time();
-    let outcome = ingest(&state, &writer.tenant_id, vec![Ok(&bytes)], Malformed::FailsRequest, received_at).await?.pop();
-    match outcome {
+    let ingested = ingest(&state, &writer.tenant_id, vec![Ok(&bytes)], Malformed::FailsRequest, received_at).await?;
+    if let Some(failure) = ingested.failure {
+        return Err(failure);
+    }
+    match ingested.outcomes.into_iter().next() {
         Some(ItemOutcome::Accepted(first)) => {
             let body = AcceptedEvent { id: first.id, received_at: first.received_at };
             Ok((StatusCode::ACCEPTED, Json(body)).into_response())
         }
         Some(ItemOutcome::Rejected(errors)) => Err(GatewayError::Validation(errors)),
         Some(ItemOutcome::Conflict(id)) => Err(GatewayError::Conflict(id)),
-        None => Err(GatewayError::Internal("pipeline returned no outcome".into())),
+        Some(ItemOutcome::Unavailable) | None => Err(GatewayError::Internal("pipeline returned no outcome".into())),
     }
 }
 
@@ -110,7 +119,7 @@ pub async fn post_event(
         (status = 400, description = "malformed JSON array"), (status = 401, description = "missing or invalid credentials"),
         (status = 403, description = "wrong role or a tenant mismatch in any event"), (status = 413, description = "body over 4 MiB"),
         (status = 415, description = "not JSON or NDJSON"), (status = 429, description = "tenant rate limit"),
-        (status = 503, description = "event log unavailable"),
+        (status = 503, description = "event log unavailable: problem+json that also lists accepted, rejected, unavailable and results, so the items already durable are known; resend only the unavailable ones"),
     ),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn post_batch(
@@ -136,18 +145,31 @@ pub async fn post_batch(
     metrics::batch_size(items.len());
     rate_limit(&state, &writer.tenant_id, items.len())?;
     let received_at = receive_time();
-    let outcomes = ingest(&state, &writer.tenant_id, items, malformed, received_at).await?;
-    let results: Vec<BatchItem> = outcomes
+    let ingested = ingest(&state, &writer.tenant_id, items, malformed, received_at).await?;
+    let results: Vec<BatchItem> = ingested
+        .outcomes
         .into_iter()
         .enumerate()
         .map(|(index, outcome)| match outcome {
             ItemOutcome::Accepted(first) => BatchItem::Accepted { index, id: first.id },
             ItemOutcome::Rejected(errors) => BatchItem::Rejected { index, errors },
             ItemOutcome::Conflict(id) => BatchItem::Rejected { index, errors: ItemOutcome::conflict_errors(&id) },
+            ItemOutcome::Unavailable => BatchItem::Unavailable { index },
         })
         .collect();
     let accepted = results.iter().filter(|r| matches!(r, BatchItem::Accepted { .. })).count();
-    let rejected = results.len() - accepted;
+    let unavailable = results.iter().filter(|r| matches!(r, BatchItem::Unavailable { .. })).count();
+    let rejected = results.len() - accepted - unavailable;
+    if let Some(failure) = ingested.failure {
+        // 503, and still which items are durable: a client resends only the unavailable ones,
+        // so a retry without producer ids cannot double the accepted ones.
+        let mut problem = failure.into_problem();
+        problem.extensions.insert("accepted".into(), accepted.into());
+        problem.extensions.insert("rejected".into(), rejected.into());
+        problem.extensions.insert("unavailable".into(), unavailable.into());
+        problem.extensions.insert("results".into(), serde_json::to_value(&results).unwrap_or_default());
+        return Ok(problem.into_response());
+    }
     let status = match (accepted, rejected) {
         (_, 0) => StatusCode::ACCEPTED,
         (0, _) => StatusCode::UNPROCESSABLE_ENTITY,

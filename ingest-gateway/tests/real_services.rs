@@ -148,6 +148,7 @@ async fn a_repeated_id_yields_one_record_and_the_same_answer() {
 async fn a_known_id_with_other_content_is_a_409_naming_the_id_and_writes_nothing() {
     let gw = gateway();
     create_topic(&gw.topic, 3).await;
+    gw.tenants.upsert_tenant(TenantSettings::new("acme"));
     let original = json!({"id": "conflict-1", "action": "user.login", "actor": {"id": "u"}, "metadata": {"a": 1, "b": [1, 2]}});
     let first = send(&gw, post_json("/v1/events", &writer_token("acme"), &original)).await;
     assert_eq!(first.status, StatusCode::ACCEPTED, "{:?}", first.body);
@@ -177,6 +178,45 @@ async fn a_known_id_with_other_content_is_a_409_naming_the_id_and_writes_nothing
     }
     assert_eq!(gw.log.appends(), 2, "conflict-1 once and conflict-2 once; no conflicting copy was written");
     assert_eq!(count_records(&gw.topic).await, 2);
+}
+
+#[tokio::test]
+async fn a_batch_the_log_takes_in_part_is_a_503_that_names_the_durable_items() {
+    let gw = gateway();
+    create_topic(&gw.topic, 3).await;
+    gw.tenants.upsert_tenant(TenantSettings::new("acme"));
+    *gw.log.unavailable_action.lock().expect("lock") = Some("lost.in.transit".into());
+    let batch = json!([
+        {"action": "a.first", "actor": {"id": "u"}},
+        {"id": "partial-2", "action": "lost.in.transit", "actor": {"id": "u"}},
+        {"action": "a.third", "actor": {"id": "u"}},
+        {"action": "bad action", "actor": {"id": "u"}},
+    ]);
+    let answer = send(&gw, post_json("/v1/events/batch", &writer_token("acme"), &batch)).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", answer.body);
+    assert_eq!(answer.content_type(), "application/problem+json");
+    assert_eq!(answer.problem(), "unavailable");
+    assert!(answer.headers.contains_key("retry-after"));
+    let body = &answer.body;
+    assert_eq!((body["accepted"].as_u64(), body["unavailable"].as_u64(), body["rejected"].as_u64()), (Some(2), Some(1), Some(1)), "{body}");
+    let statuses: Vec<&str> = body["results"].as_array().expect("results").iter().map(|r| r["status"].as_str().unwrap_or_default()).collect();
+    assert_eq!(statuses, ["accepted", "unavailable", "accepted", "rejected"]);
+    let durable: Vec<String> = [0, 2].iter().map(|&i| body["results"][i]["id"].as_str().expect("an id").to_owned()).collect();
+
+    // What the answer calls accepted is in Kafka; resending only the unavailable item, once
+    // the log takes it, doubles nothing.
+    let records = read_records(&gw.topic, 2).await;
+    let mut ids: Vec<String> = records.iter().map(|r| String::from_utf8_lossy(r.header("event_id").unwrap_or_default()).into_owned()).collect();
+    ids.sort();
+    let mut expected = durable.clone();
+    expected.sort();
+    assert_eq!(ids, expected);
+    *gw.log.unavailable_action.lock().expect("lock") = None;
+    let again = send(&gw, post_json("/v1/events/batch", &writer_token("acme"), &json!([batch[1]]))).await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{:?}", again.body);
+    assert_eq!(again.body["results"][0]["id"], "partial-2");
+    read_records(&gw.topic, 3).await;
+    assert_eq!(count_records(&gw.topic).await, 3, "every event once");
 }
 
 #[tokio::test]

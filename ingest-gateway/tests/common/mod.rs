@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use auditlog_ingest_gateway::config::{JwtKeyConfig, KeyMaterial, Secret};
-use auditlog_ingest_gateway::tenants::InMemoryTenantRegistry;
+use auditlog_ingest_gateway::tenants::{InMemoryTenantRegistry, TenantSettings};
 use auditlog_ingest_gateway::{GatewayConfig, GatewayState, router};
 use auditlog_schemas::WireCodec;
 use auditlog_seams::{EventLog, LogConsumer, LogError, LogPosition, LogTail, OutgoingRecord, TopicSelector, resolve};
@@ -47,10 +47,13 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
-/// The real event log, counting appends that reached it.
+/// The real event log, counting appends that reached it. Records whose `action` header is
+/// `unavailable_action` never reach it: they fail as the log fails when the broker does not
+/// acknowledge, so a test can make part of a batch fail while the rest lands for real.
 pub struct CountingLog {
     pub inner: Arc<dyn EventLog>,
     pub appends: AtomicUsize,
+    pub unavailable_action: std::sync::Mutex<Option<String>>,
 }
 
 impl CountingLog {
@@ -62,6 +65,10 @@ impl CountingLog {
 #[async_trait]
 impl EventLog for CountingLog {
     async fn append(&self, record: OutgoingRecord) -> Result<LogPosition, LogError> {
+        let refused = self.unavailable_action.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if refused.is_some_and(|action| record.headers.iter().any(|(k, v)| k == "action" && v == action.as_bytes())) {
+            return Err(LogError::Unavailable("not acknowledged (injected by the test)".into()));
+        }
         self.appends.fetch_add(1, Ordering::SeqCst);
         self.inner.append(record).await
     }
@@ -116,12 +123,20 @@ pub fn test_config() -> GatewayConfig {
     config
 }
 
-/// A gateway on the event log at `log_uri` (lazily connected) with `config`.
+/// The tenants the tests write as, registered in every test gateway as an operator registers a
+/// tenant before handing out its credentials (a token for any other tenant is refused).
+pub const FIXTURE_TENANTS: [&str; 2] = ["acme", "globex"];
+
+/// A gateway on the event log at `log_uri` (lazily connected) with `config`, the
+/// [`FIXTURE_TENANTS`] registered.
 pub fn gateway_on(log_uri: &str, config: GatewayConfig) -> TestGateway {
     let inner = resolve::event_log(log_uri).expect("event log uri is valid");
-    let log = Arc::new(CountingLog { inner, appends: AtomicUsize::new(0) });
+    let log = Arc::new(CountingLog { inner, appends: AtomicUsize::new(0), unavailable_action: std::sync::Mutex::new(None) });
     let codec = Arc::new(WireCodec::new(&config.registry_url, Duration::from_secs(5)).expect("registry url is valid"));
     let tenants = Arc::new(InMemoryTenantRegistry::new());
+    for tenant in FIXTURE_TENANTS {
+        tenants.upsert_tenant(TenantSettings::new(tenant));
+    }
     let topic = config.topic();
     let state = GatewayState::new(config, log.clone(), codec, tenants.clone()).expect("test config is valid");
     TestGateway { state, tenants, log, topic }
