@@ -89,8 +89,9 @@ pub async fn event_store(uri: &str) -> Result<Arc<dyn EventStore>, StoreError> {
     event_store_with(uri, None).await
 }
 
-/// [`event_store`], with each tenant's `retention` applied as the rows' TTL where the store
-/// supports expiry (ScyllaDB); the embedded store relies on `purge_before` sweeps.
+/// [`event_store`], with each tenant's `retention` known to the writer, which then does not
+/// write events already past it (ScyllaDB); every store removes expired events only through
+/// `purge_before` sweeps, so a retention change reaches every copy.
 pub async fn event_store_with(uri: &str, retention: Option<Retention>) -> Result<Arc<dyn EventStore>, StoreError> {
     match uri.split_once("://") {
         Some(("scylla", rest)) => {

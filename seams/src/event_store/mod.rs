@@ -24,9 +24,10 @@ use time::OffsetDateTime;
 use crate::query::{EventFilter, Page, PageRequest, StoredEvent};
 
 /// A tenant's retention, as the store's writer looks it up per event: `None` keeps events
-/// forever. A store that supports expiry (ScyllaDB: `USING TTL`) lets each event expire when
-/// its tenant's retention has passed since it occurred, and does not write events already
-/// past it.
+/// forever. A store given one does not write events already past it (a replay of an old log);
+/// stored events are removed only by [`EventStore::purge_before`] (the query API's retention
+/// sweep), never by a write-time expiry, so raising a retention keeps every copy and lowering
+/// it removes from every copy at the next sweep.
 pub type Retention = std::sync::Arc<dyn Fn(&str) -> Option<time::Duration> + Send + Sync>;
 
 /// Errors of the event store.
