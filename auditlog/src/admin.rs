@@ -145,7 +145,7 @@ pub async fn admin(args: AdminArgs) -> anyhow::Result<bool> {
             print(&registry.create_tenant(settings).await?)
         }
         AdminCommand::UpdateTenant { id, name, retention_days, rate_limit_per_sec, dedicated_topic } => {
-            let patch = TenantPatch { name, retention_days, rate_limit_per_sec: rate_limit_per_sec.map(Some), dedicated_topic };
+            let patch = TenantPatch { name, retention_days, rate_limit_per_sec: rate_limit_per_sec.map(Some), dedicated_topic, ..TenantPatch::default() };
             let registry = open().await?;
             if dedicated_topic == Some(true) {
                 registry.tenant(&id).with_context(|| format!("unknown tenant {id}"))?;

@@ -8,5 +8,5 @@
 //! every service).
 
 pub use auditlog_tenant_registry::{
-    ApiKeyRecord, InMemoryTenantRegistry, IssuedKey, RegistryError, TenantAdmin, TenantPatch, TenantRegistry, TenantSettings,
+    ApiKeyRecord, InMemoryTenantRegistry, IssuedKey, RegistryError, TenantAdmin, TenantPatch, TenantRegistry, TenantSettings, TenantStatus,
 };

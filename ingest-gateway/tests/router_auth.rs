@@ -5,7 +5,7 @@
 mod common;
 
 use auditlog_ingest_gateway::auth::Role;
-use auditlog_ingest_gateway::tenants::TenantSettings;
+use auditlog_ingest_gateway::tenants::{TenantPatch, TenantSettings, TenantStatus};
 use axum::http::StatusCode;
 use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey};
@@ -190,4 +190,46 @@ async fn api_keys_authenticate_by_header_until_revoked() {
     refused(&gw, "alk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "api key").await;
     assert!(gw.tenants.revoke_api_key("acme", &writer.key_id));
     refused(&gw, &writer.key, "revoked").await;
+}
+
+/// Asserts a 403 problem+json and that nothing was written.
+async fn forbidden(gw: &TestGateway, credential: &str, why: &str) {
+    let answer = with_token(gw, credential).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{why}: {:?}", answer.body);
+    assert_eq!(answer.content_type(), "application/problem+json", "{why}");
+}
+
+#[tokio::test]
+async fn tokens_of_unregistered_or_reserved_tenants_are_403() {
+    let gw = gateway();
+    forbidden(&gw, &writer_token("nobody-created-me"), "a tenant nobody registered").await;
+    for reserved in ["system", "dlq"] {
+        forbidden(&gw, &writer_token(reserved), reserved).await;
+    }
+    // Registering a reserved id behind the admin API's back does not make it usable.
+    gw.tenants.upsert_tenant(TenantSettings::new("system"));
+    forbidden(&gw, &writer_token("system"), "system, even when present in the registry").await;
+    let key = gw.tenants.create_api_key("system", "smuggled", vec![Role::Writer]).expect("upsert skips checks");
+    assert_ne!(with_token(&gw, &key.key).await.status, StatusCode::UNPROCESSABLE_ENTITY, "a reserved tenant's key is refused");
+    assert_eq!(with_token(&gw, &writer_token("acme")).await.status, StatusCode::UNPROCESSABLE_ENTITY, "a registered tenant passes");
+}
+
+#[tokio::test]
+async fn disabled_deleting_and_deleted_tenants_cannot_ingest() {
+    use auditlog_ingest_gateway::tenants::TenantAdmin;
+    let gw = gateway();
+    let key = gw.tenants.create_api_key("acme", "ci", vec![Role::Writer]).expect("tenant exists");
+    assert_eq!(with_token(&gw, &key.key).await.status, StatusCode::UNPROCESSABLE_ENTITY, "active: authenticated");
+    let disabled = TenantPatch { status: Some(TenantStatus::Disabled), ..TenantPatch::default() };
+    gw.tenants.update_tenant("acme", disabled).await.expect("known tenant");
+    forbidden(&gw, &writer_token("acme"), "disabled, token").await;
+    forbidden(&gw, &key.key, "disabled, api key").await;
+    let deleting = TenantPatch { deletion: Some(Some(time::OffsetDateTime::now_utc() + time::Duration::days(30))), ..TenantPatch::default() };
+    gw.tenants.update_tenant("acme", deleting).await.expect("known tenant");
+    forbidden(&gw, &writer_token("acme"), "deleting").await;
+    let deleted = TenantPatch { status: Some(TenantStatus::Deleted), ..TenantPatch::default() };
+    gw.tenants.update_tenant("acme", deleted).await.expect("known tenant");
+    forbidden(&gw, &writer_token("acme"), "deleted, token").await;
+    assert_eq!(with_token(&gw, &key.key).await.status, StatusCode::UNAUTHORIZED, "a tombstoned tenant's key no longer authenticates");
+    assert_eq!(with_token(&gw, &writer_token("globex")).await.status, StatusCode::UNPROCESSABLE_ENTITY, "other tenants are untouched");
 }

@@ -1,7 +1,19 @@
-//! The platform audits itself: every administrative action becomes an [`AuditEvent`] of the
-//! reserved tenant `system`, appended to the shared topic like any other event (so the read
-//! models, the live tail and downstream consumers see it; read it with a `reader` credential
-//! for tenant `system`).
+//! The platform audits itself: every administrative action becomes an [`AuditEvent`] appended
+//! to the shared topic like any other event (so the read models, the live tail and downstream
+//! consumers see it), **before** the change is applied.
+//!
+//! - **Recorded before its effect.** [`record`] appends and waits for the log's
+//!   acknowledgement; the admin routes and the retention sweep call it first and apply the
+//!   change only once it succeeded. If the append fails nothing is applied (503, retry). If
+//!   the append succeeded and the apply then fails, a second event with `outcome: failure`
+//!   is recorded ([`record_failure`], best effort), so the trail never shows a change that
+//!   silently did not happen without saying so.
+//! - **Where the trail lives.** Every action is written under the reserved tenant `system`
+//!   (no credential may name it), with the tenant it concerns as a target of type `tenant`:
+//!   platform operators read it on the topic (`auditlog tail`) or in the read models. It is
+//!   deliberately not copied into the tenant's own events, which hold only what the tenant's
+//!   producers sent (its lists, counts and exports stay exactly theirs); a read route for a
+//!   tenant's own admin trail is still to come.
 
 use auditlog_api_common::auth::Principal;
 use auditlog_schemas::{Actor, ActorType, AuditEvent, Outcome, Severity, Target};
@@ -15,7 +27,7 @@ use crate::state::QueryState;
 pub const SYSTEM_TENANT: &str = "system";
 
 /// One administrative action to record.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AdminAction<'a> {
     /// Action name, e.g. `tenant.create`, `api_key.revoke`.
     pub action: &'static str,
@@ -27,20 +39,41 @@ pub struct AdminAction<'a> {
     pub metadata: serde_json::Value,
 }
 
-/// Appends `action` to the event log and waits for it to be durable.
-pub async fn record(state: &QueryState, action: AdminAction<'_>) -> Result<(), QueryError> {
+/// Appends `action` to the event log under `system` and waits for it to be durable.
+pub async fn record(state: &QueryState, action: &AdminAction<'_>) -> Result<(), QueryError> {
+    append(state, action, Outcome::Success).await
+}
+
+/// Records that an already recorded `action` could not be applied (best effort: logged when
+/// even this fails).
+pub async fn record_failure(state: &QueryState, action: &AdminAction<'_>, error: &QueryError) {
+    let mut metadata = action.metadata.clone();
+    if let Some(object) = metadata.as_object_mut() {
+        object.insert("error".into(), serde_json::Value::String(error.to_string()));
+    }
+    let failed = AdminAction { action: action.action, actor: action.actor, targets: action.targets.clone(), metadata };
+    if let Err(err) = append(state, &failed, Outcome::Failure).await {
+        tracing::error!(action = action.action, error = %err, "recording that an admin action failed");
+    }
+}
+
+async fn append(state: &QueryState, action: &AdminAction<'_>, outcome: Outcome) -> Result<(), QueryError> {
+    append_as(state, action, outcome, SYSTEM_TENANT, action.action.to_owned()).await
+}
+
+async fn append_as(state: &QueryState, action: &AdminAction<'_>, outcome: Outcome, tenant: &str, name: String) -> Result<(), QueryError> {
     let now = OffsetDateTime::now_utc();
     let now = now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now);
     let kind = if action.actor.subject.starts_with("api_key:") { ActorType::ApiKey } else { ActorType::User };
     let event = AuditEvent {
         id: uuid::Uuid::now_v7().to_string(),
-        tenant_id: SYSTEM_TENANT.to_owned(),
+        tenant_id: tenant.to_owned(),
         occurred_at: now,
         received_at: now,
-        action: action.action.to_owned(),
+        action: name,
         actor: Actor { id: action.actor.subject.clone(), kind, name: None, email: None },
-        targets: action.targets.into_iter().map(|(kind, id)| Target { kind: kind.to_owned(), id, name: None }).collect(),
-        outcome: Outcome::Success,
+        targets: action.targets.iter().map(|(kind, id)| Target { kind: (*kind).to_owned(), id: id.clone(), name: None }).collect(),
+        outcome,
         severity: Severity::Info,
         source: Some(auditlog_schemas::Source { service: Some("auditlog-query-api".into()), version: Some(env!("CARGO_PKG_VERSION").into()), host: None }),
         context: None,

@@ -1,6 +1,11 @@
 //! Who may call what: the [`Reader`] extractor (queries, confined to the credential's tenant)
 //! and the admin checks (`platform_admin` for tenants; the tenant's own `tenant_admin`, or a
 //! platform admin, for its API keys).
+//!
+//! A credential naming a tenant is honoured only while that tenant is registered, not reserved
+//! and not deleted (403 otherwise), on every read and admin call. Reads of a `disabled` or
+//! `deleting` tenant stay allowed: disabling stops ingest, it must not hide the trail from an
+//! auditor.
 
 use auditlog_api_common::auth::{Principal, Role};
 use axum::extract::FromRequestParts;
@@ -29,6 +34,7 @@ impl FromRequestParts<QueryState> for Reader {
         let Some(tenant_id) = principal.tenant_id.clone() else {
             return Err(QueryError::Forbidden("queries need a credential scoped to a tenant".into()));
         };
+        state.authenticator().tenant_standing(&tenant_id).map_err(QueryError::Forbidden)?;
         Ok(Self { principal, tenant_id })
     }
 }
@@ -41,7 +47,11 @@ impl FromRequestParts<QueryState> for Caller {
     type Rejection = QueryError;
 
     async fn from_request_parts(parts: &mut Parts, state: &QueryState) -> Result<Self, Self::Rejection> {
-        Ok(Self(state.authenticator().authenticate(&parts.headers)?))
+        let principal = state.authenticator().authenticate(&parts.headers)?;
+        if let Some(tenant_id) = &principal.tenant_id {
+            state.authenticator().tenant_standing(tenant_id).map_err(QueryError::Forbidden)?;
+        }
+        Ok(Self(principal))
     }
 }
 

@@ -36,6 +36,20 @@ pub struct QueryConfig {
     /// Seconds between two retention sweeps (`purge_before` on both views per tenant).
     #[serde(default = "default_retention_sweep_secs")]
     pub retention_sweep_secs: u64,
+    /// Lowest `retention_days` a tenant's retention may be lowered to (30): a lowering below
+    /// it would erase recent trail. (Creating a tenant, a platform admin's act, is not bounded
+    /// by it.)
+    #[serde(default = "default_retention_floor_days")]
+    pub retention_floor_days: u32,
+    /// Seconds between a (platform_admin) retention lowering and its effect (7 days): the
+    /// lowering is `pending_retention_days` until then, visible and cancellable (PATCH the
+    /// current or a higher `retention_days`); the retention sweep applies it when due.
+    #[serde(default = "default_retention_lowering_grace_secs")]
+    pub retention_lowering_grace_secs: u64,
+    /// Seconds between `DELETE /v1/tenants/{id}` and the tenant's tombstone (30 days): the
+    /// tenant is `deleting` until then and PATCH `{"status":"active"}` cancels it.
+    #[serde(default = "default_tenant_deletion_delay_secs")]
+    pub tenant_deletion_delay_secs: u64,
 }
 
 /// Bounds on expensive requests.
@@ -126,6 +140,9 @@ impl Default for QueryConfig {
             cursor_secret: None,
             limits: QueryLimits::default(),
             retention_sweep_secs: default_retention_sweep_secs(),
+            retention_floor_days: default_retention_floor_days(),
+            retention_lowering_grace_secs: default_retention_lowering_grace_secs(),
+            tenant_deletion_delay_secs: default_tenant_deletion_delay_secs(),
         }
     }
 }
@@ -135,6 +152,15 @@ fn default_topic_prefix() -> String {
 }
 fn default_registry_url() -> String {
     "http://127.0.0.1:8081/apis/ccompat/v7".into()
+}
+fn default_retention_floor_days() -> u32 {
+    30
+}
+fn default_retention_lowering_grace_secs() -> u64 {
+    7 * 86_400
+}
+fn default_tenant_deletion_delay_secs() -> u64 {
+    30 * 86_400
 }
 fn default_retention_sweep_secs() -> u64 {
     3_600
@@ -234,6 +260,9 @@ impl QueryConfig {
         if self.retention_sweep_secs == 0 {
             problems.push("retention_sweep_secs must be positive".to_owned());
         }
+        if self.retention_floor_days == 0 || self.retention_lowering_grace_secs == 0 || self.tenant_deletion_delay_secs == 0 {
+            problems.push("retention_floor_days, retention_lowering_grace_secs and tenant_deletion_delay_secs must be positive".to_owned());
+        }
         if self.cursor_secret.as_ref().is_some_and(|s| s.expose().len() < 32) {
             problems.push("cursor_secret must be at least 32 bytes".to_owned());
         }
@@ -258,6 +287,9 @@ impl QueryConfig {
             true
         });
         set("AUDITLOG_QUERY_RETENTION_SWEEP_SECS", &mut |v| assign(&mut self.retention_sweep_secs, v));
+        set("AUDITLOG_QUERY_RETENTION_FLOOR_DAYS", &mut |v| assign(&mut self.retention_floor_days, v));
+        set("AUDITLOG_QUERY_RETENTION_LOWERING_GRACE_SECS", &mut |v| assign(&mut self.retention_lowering_grace_secs, v));
+        set("AUDITLOG_QUERY_TENANT_DELETION_DELAY_SECS", &mut |v| assign(&mut self.tenant_deletion_delay_secs, v));
         let l = &mut self.limits;
         set("AUDITLOG_QUERY_LIMITS_DEFAULT_PAGE_SIZE", &mut |v| assign(&mut l.default_page_size, v));
         set("AUDITLOG_QUERY_LIMITS_MAX_PAGE_SIZE", &mut |v| assign(&mut l.max_page_size, v));

@@ -1,6 +1,6 @@
 //! Administration: role checks on every admin endpoint, tenants and API keys on the
 //! registry, a created key that authenticates until revoked, and every change recorded as an
-//! audit event of tenant `system` (seen on its live tail).
+//! audit event of the platform trail (tenant `system`, read here from the log).
 
 #![cfg(feature = "real-services")]
 
@@ -11,7 +11,6 @@ use auditlog_query_api::router;
 use axum::body::Body;
 use axum::http::Request;
 use common::*;
-use futures::StreamExt;
 use serde_json::json;
 use tower::ServiceExt;
 
@@ -32,23 +31,31 @@ async fn every_admin_endpoint_checks_roles() {
         }
         call(&api, method, uri, None, body.clone()).await.assert_problem(401, None);
     }
-    let tenant_routes = [("GET", format!("/v1/tenants/{a}"), None), ("PATCH", format!("/v1/tenants/{a}"), Some(json!({"retention_days": 30})))];
+    let tenant_routes = [("GET", format!("/v1/tenants/{a}"), None), ("PATCH", format!("/v1/tenants/{a}"), Some(json!({"retention_days": 400})))];
     for (method, uri, body) in &tenant_routes {
         for t in [&b_admin, &a_reader] {
             call(&api, method, uri, Some(t), body.clone()).await.assert_problem(403, None);
         }
         call(&api, method, uri, None, body.clone()).await.assert_problem(401, None);
     }
-    // A tenant admin reads its tenant's settings and sets its retention, and nothing else.
+    // A tenant admin reads its tenant's settings and raises its retention, and nothing else:
+    // lowering it is the platform's (no self-erasure).
     let own = call(&api, "GET", &format!("/v1/tenants/{a}"), Some(&a_admin), None).await;
     assert_eq!(own.status.as_u16(), 200, "{}", String::from_utf8_lossy(&own.body));
-    let patched = call(&api, "PATCH", &format!("/v1/tenants/{a}"), Some(&a_admin), Some(json!({"retention_days": 30}))).await;
-    assert_eq!(patched.json()["retention_days"], 30, "{}", String::from_utf8_lossy(&patched.body));
-    for platform_only in [json!({"rate_limit_per_sec": 5}), json!({"retention_days": 10, "dedicated_topic": true}), json!({"name": "A"})] {
+    let patched = call(&api, "PATCH", &format!("/v1/tenants/{a}"), Some(&a_admin), Some(json!({"retention_days": 400}))).await;
+    assert_eq!(patched.json()["retention_days"], 400, "{}", String::from_utf8_lossy(&patched.body));
+    for platform_only in [
+        json!({"rate_limit_per_sec": 5}),
+        json!({"retention_days": 500, "dedicated_topic": true}),
+        json!({"name": "A"}),
+        json!({"retention_days": 30}),
+        json!({"status": "disabled"}),
+        json!({"legal_hold": false}),
+    ] {
         call(&api, "PATCH", &format!("/v1/tenants/{a}"), Some(&a_admin), Some(platform_only)).await.assert_problem(403, None);
     }
     let kept = auditlog_tenant_registry::TenantRegistry::tenant(api.tenants.as_ref(), &a).expect("tenant a");
-    assert_eq!((kept.retention_days, kept.rate_limit_per_sec, kept.dedicated_topic), (30, None, false), "refused patches changed nothing");
+    assert_eq!((kept.retention_days, kept.rate_limit_per_sec, kept.dedicated_topic), (400, None, false), "refused patches changed nothing");
     let key_routes = [
         ("POST", format!("/v1/tenants/{b}/api-keys"), Some(json!({"name": "k", "roles": ["reader"]}))),
         ("GET", format!("/v1/tenants/{b}/api-keys"), None),
@@ -65,23 +72,23 @@ async fn every_admin_endpoint_checks_roles() {
 #[tokio::test]
 async fn tenants_are_created_read_patched_and_audited() {
     let api = api().await;
-    let base = serve(&api).await;
-    let client = reqwest::Client::new();
-    let system_tail = client.get(format!("{base}/v1/events/stream")).bearer_auth(reader("system")).header("accept", "text/event-stream").send();
-    let mut system_tail = within(10, "system tail", system_tail).await.expect("connects").bytes_stream();
     let id = unique("tn");
     let created = call(&api, "POST", "/v1/tenants", Some(&admin()), Some(json!({"id": id, "name": "Acme", "retention_days": 90}))).await;
     assert_eq!(created.status.as_u16(), 201, "{}", String::from_utf8_lossy(&created.body));
-    assert_eq!(created.json(), json!({"id": id, "name": "Acme", "retention_days": 90, "rate_limit_per_sec": null, "dedicated_topic": false}));
+    let expected = json!({"id": id, "name": "Acme", "retention_days": 90, "rate_limit_per_sec": null, "dedicated_topic": false, "status": "active", "legal_hold": false});
+    assert_eq!(created.json(), expected);
+    // The platform trail from here on.
+    let mut trail = api.log.tail(&[api.config.topic()]).await.expect("a tail of the topic");
     call(&api, "POST", "/v1/tenants", Some(&admin()), Some(json!({"id": id}))).await.assert_problem(409, None);
     call(&api, "POST", "/v1/tenants", Some(&admin()), Some(json!({"id": "Bad Id!"}))).await.assert_problem(422, Some("id"));
     call(&api, "POST", "/v1/tenants", Some(&admin()), Some(json!({"id": "x", "color": "red"}))).await.assert_problem(422, None);
     let fetched = call(&api, "GET", &format!("/v1/tenants/{id}"), Some(&admin()), None).await.json();
     assert_eq!(fetched["retention_days"], 90);
     let patched = call(&api, "PATCH", &format!("/v1/tenants/{id}"), Some(&admin()), Some(json!({"retention_days": 30, "rate_limit_per_sec": 50}))).await;
-    assert_eq!(patched.json()["retention_days"], 30);
+    assert_eq!((patched.json()["retention_days"].clone(), patched.json()["pending_retention_days"].clone()), (json!(90), json!(30)), "a lowering waits for its grace period");
     assert_eq!(auditlog_tenant_registry::TenantRegistry::tenant(api.tenants.as_ref(), &id).map(|t| t.rate_limit_per_sec), Some(Some(50)), "the registry has the change");
     call(&api, "PATCH", &format!("/v1/tenants/{id}"), Some(&admin()), Some(json!({"retention_days": 0}))).await.assert_problem(422, Some("retention_days"));
+    call(&api, "PATCH", &format!("/v1/tenants/{id}"), Some(&admin()), Some(json!({"retention_days": 29}))).await.assert_problem(422, Some("retention_days"));
     for bad in [json!(-1), json!("x"), json!(1.5)] {
         let body = json!({"id": unique("x"), "retention_days": bad});
         call(&api, "POST", "/v1/tenants", Some(&admin()), Some(body)).await.assert_problem(422, Some("retention_days"));
@@ -98,24 +105,22 @@ async fn tenants_are_created_read_patched_and_audited() {
     let listed = call(&api, "GET", "/v1/tenants", Some(&admin()), None).await.json();
     assert!(listed["tenants"].as_array().expect("tenants").iter().any(|t| t["id"] == id.as_str()));
 
-    let mut buffer = String::new();
+    let actions = platform_trail(&api, trail.as_mut(), &id, "tenant.update").await;
+    assert_eq!(actions, ["tenant.update"]);
+}
+
+/// The actions of the platform trail (tenant `system`) that concern `tenant`, read from `tail`
+/// up to the first `last`.
+async fn platform_trail(api: &TestApi, tail: &mut dyn auditlog_seams::LogTail, tenant: &str, last: &str) -> Vec<String> {
     let mut actions = Vec::new();
-    while actions.len() < 2 {
-        let chunk = within(5, "system audit events", system_tail.next()).await.expect("open").expect("chunk");
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find("\n\n") {
-            let frame: String = buffer.drain(..end + 2).collect();
-            if frame.contains("event: audit") {
-                let data = frame.lines().find_map(|l| l.strip_prefix("data:")).expect("data");
-                let event: serde_json::Value = serde_json::from_str(data.trim()).expect("json");
-                if event["targets"][0]["id"] == id.as_str() {
-                    assert_eq!(event["tenant_id"], "system");
-                    actions.push(event["action"].as_str().expect("action").to_owned());
-                }
-            }
+    while actions.last().is_none_or(|a| a != last) {
+        let record = within(10, "the platform's audit events", tail.next()).await.expect("a record");
+        let Ok(event) = api.codec.decode(&record.payload).await else { continue };
+        if event.tenant_id == "system" && event.targets.iter().any(|t| t.kind == "tenant" && t.id == tenant) {
+            actions.push(event.action);
         }
     }
-    assert_eq!(actions, ["tenant.create", "tenant.update"]);
+    actions
 }
 
 #[tokio::test]
@@ -143,9 +148,7 @@ async fn a_created_key_authenticates_until_revoked() {
     let record = &keys["api_keys"][0];
     assert_eq!(record["key_id"], key_id.as_str());
     assert!(!keys.to_string().contains(&key), "the secret is never listed");
-    let base = serve(&api).await;
-    let system_tail = reqwest::Client::new().get(format!("{base}/v1/events/stream")).bearer_auth(reader("system")).header("accept", "text/event-stream").send();
-    let mut system_tail = within(10, "system tail", system_tail).await.expect("connects").bytes_stream();
+    let mut trail = api.log.tail(&[api.config.topic()]).await.expect("a tail of the topic");
     let revoked = call(&api, "DELETE", &format!("{uri}/{key_id}"), Some(&tenant_admin), None).await;
     assert_eq!(revoked.status.as_u16(), 204);
     get(&api, "/v1/events?limit=5", &key).await.assert_problem(401, None);
@@ -155,18 +158,6 @@ async fn a_created_key_authenticates_until_revoked() {
     // A marker action after both revocations: the trail up to it holds one revocation.
     let marker = call(&api, "POST", &uri, Some(&tenant_admin), Some(json!({"name": "marker", "roles": ["reader"]}))).await;
     assert_eq!(marker.status.as_u16(), 201);
-    let (mut buffer, mut actions) = (String::new(), Vec::new());
-    while actions.last().is_none_or(|a| a != "api_key.create") {
-        let chunk = within(5, "system audit events", system_tail.next()).await.expect("open").expect("chunk");
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find("\n\n") {
-            let frame: String = buffer.drain(..end + 2).collect();
-            let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data:")).filter(|_| frame.contains("event: audit")) else { continue };
-            let event: serde_json::Value = serde_json::from_str(data.trim()).expect("json");
-            if event["targets"][0]["id"] == tenant.as_str() {
-                actions.push(event["action"].as_str().expect("action").to_owned());
-            }
-        }
-    }
+    let actions = platform_trail(&api, trail.as_mut(), &tenant, "api_key.create").await;
     assert_eq!(actions, ["api_key.revoke", "api_key.create"], "one revocation recorded, then the marker");
 }

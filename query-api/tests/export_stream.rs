@@ -27,7 +27,7 @@ async fn exports_round_trip_through_csv_ndjson_and_json() {
     let mut config = test_config();
     config.limits.export_page_size = 4;
     let api = api_with(config).await;
-    let tenant = unique("ex");
+    let tenant = api.tenant("ex");
     let events: Vec<AuditEvent> = (0..11).map(|i| event(&tenant, i)).collect();
     seed(&api, &events).await;
     let want = newest_first(&events);
@@ -84,7 +84,7 @@ async fn next_frame(ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungst
 async fn websocket_tail_gets_new_events_of_its_tenant_only() {
     let api = api().await;
     let base = serve(&api).await;
-    let (tenant_a, tenant_b) = (unique("wsa"), unique("wsb"));
+    let (tenant_a, tenant_b) = (api.tenant("wsa"), api.tenant("wsb"));
     let connect = |tenant: &str, query: &str| {
         let mut request = format!("{}/v1/events/stream{query}", base.replace("http", "ws")).into_client_request().expect("request");
         request.headers_mut().insert("authorization", format!("Bearer {}", reader(tenant)).parse().expect("header"));
@@ -127,7 +127,7 @@ async fn next_sse(body: &mut (impl StreamExt<Item = reqwest::Result<bytes::Bytes
 async fn sse_tail_gets_new_events_and_resumes_after_last_event_id() {
     let api = api().await;
     let base = serve(&api).await;
-    let tenant = unique("sse");
+    let tenant = api.tenant("sse");
     let client = reqwest::Client::new();
     let open = |last: Option<String>| {
         let mut request = client.get(format!("{base}/v1/events/stream")).bearer_auth(reader(&tenant)).header("accept", "text/event-stream");
@@ -178,7 +178,7 @@ async fn sse_tail_gets_new_events_and_resumes_after_last_event_id() {
 
     // A resume from an event the hub never delivered (its tenant was unwatched): its position
     // comes from the event store.
-    let quiet = unique("sse");
+    let quiet = api.tenant("sse");
     let open_quiet = |last: String| {
         client.get(format!("{base}/v1/events/stream")).bearer_auth(reader(&quiet)).header("accept", "text/event-stream").header("last-event-id", last).send()
     };
@@ -200,7 +200,7 @@ async fn live_tails_per_tenant_are_capped() {
     config.limits.max_streams_per_tenant = 1;
     let api = api_with(config).await;
     let base = serve(&api).await;
-    let tenant = unique("cap");
+    let tenant = api.tenant("cap");
     let client = reqwest::Client::new();
     let open = || client.get(format!("{base}/v1/events/stream")).bearer_auth(reader(&tenant)).header("accept", "text/event-stream").send();
     let first = within(10, "first tail", open()).await.expect("connects");
@@ -208,7 +208,7 @@ async fn live_tails_per_tenant_are_capped() {
     let second = within(10, "second tail", open()).await.expect("answers");
     assert_eq!(second.status().as_u16(), 429);
     assert_eq!(second.headers()["content-type"], "application/problem+json");
-    let other = client.get(format!("{base}/v1/events/stream")).bearer_auth(reader(&unique("cap"))).header("accept", "text/event-stream").send();
+    let other = client.get(format!("{base}/v1/events/stream")).bearer_auth(reader(&api.tenant("cap"))).header("accept", "text/event-stream").send();
     assert_eq!(within(10, "other tenant's tail", other).await.expect("answers").status().as_u16(), 200, "the cap is per tenant");
     drop(first);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -221,7 +221,7 @@ async fn an_export_holds_its_tenants_slot_until_its_body_is_gone() {
     let mut config = test_config();
     config.limits.max_exports_per_tenant = 1;
     let api = api_with(config).await;
-    let tenant = unique("excap");
+    let tenant = api.tenant("excap");
     seed(&api, &(0..3).map(|i| event(&tenant, i)).collect::<Vec<_>>()).await;
     let app = auditlog_query_api::router(api.state.clone());
     let request = || {

@@ -18,7 +18,7 @@ type Keep = Box<dyn Fn(&AuditEvent) -> bool>;
 
 async fn seeded(n: usize) -> (TestApi, String, Vec<AuditEvent>) {
     let api = api().await;
-    let tenant = unique("ra");
+    let tenant = api.tenant("ra");
     let events: Vec<AuditEvent> = (0..n).map(|i| event(&tenant, i)).collect();
     seed(&api, &events).await;
     (api, tenant, events)
@@ -91,7 +91,7 @@ async fn cursors_page_through_everything_once_and_bind_to_tenant_and_query() {
     }
     let page = get(&api, "/v1/events?limit=5", &t).await.json();
     let cursor = page["next_cursor"].as_str().expect("more pages").to_owned();
-    let other = reader(&unique("rb"));
+    let other = reader(&api.tenant("rb"));
     get(&api, &format!("/v1/events?limit=5&cursor={cursor}"), &other).await.assert_problem(400, Some("cursor"));
     get(&api, &format!("/v1/events?limit=5&actor_id=user-1&cursor={cursor}"), &t).await.assert_problem(400, Some("cursor"));
     let mut forged = cursor.clone();
@@ -102,7 +102,7 @@ async fn cursors_page_through_everything_once_and_bind_to_tenant_and_query() {
 #[tokio::test]
 async fn tenant_b_cannot_reach_tenant_a() {
     let (api, tenant_a, events) = seeded(6).await;
-    let b = reader(&unique("rb"));
+    let b = reader(&api.tenant("rb"));
     let a_id = &events[0].id;
     let missing = get(&api, &format!("/v1/events/{a_id}"), &b).await;
     missing.assert_problem(404, None);
@@ -146,7 +146,7 @@ async fn stats_count_exactly_by_group_and_bucket() {
 #[tokio::test]
 async fn events_past_retention_are_not_served_and_are_swept() {
     let api = api().await;
-    let tenant = unique("ret");
+    let tenant = api.tenant("ret");
     api.tenants.upsert_tenant(TenantSettings { retention_days: 1, ..TenantSettings::new(tenant.clone()) });
     let mut old = event(&tenant, 1);
     old.occurred_at = OffsetDateTime::now_utc() - time::Duration::days(3);

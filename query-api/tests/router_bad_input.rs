@@ -12,7 +12,7 @@ use common::*;
 #[tokio::test]
 async fn bad_parameters_are_400_naming_the_parameter() {
     let api = api().await;
-    let t = reader(&unique("bad"));
+    let t = reader(&api.tenant("bad"));
     let cases = [
         ("/v1/events?from=yesterday", "from"),
         ("/v1/events?to=2025-13-01T00:00:00Z", "to"),
@@ -46,7 +46,7 @@ async fn bad_parameters_are_400_naming_the_parameter() {
 #[tokio::test]
 async fn credentials_and_roles_are_checked_on_reads() {
     let api = api().await;
-    let tenant = unique("auth");
+    let tenant = api.tenant("auth");
     get(&api, "/v1/events", "not-a-token").await.assert_problem(401, None);
     let missing = call(&api, "GET", "/v1/events", None, None).await;
     missing.assert_problem(401, None);
@@ -63,7 +63,7 @@ async fn credentials_and_roles_are_checked_on_reads() {
 #[tokio::test]
 async fn a_live_tail_needs_websocket_or_event_stream() {
     let api = api().await;
-    get(&api, "/v1/events/stream", &reader(&unique("tail"))).await.assert_problem(406, None);
+    get(&api, "/v1/events/stream", &reader(&api.tenant("tail"))).await.assert_problem(406, None);
 }
 
 #[tokio::test]
@@ -79,7 +79,7 @@ async fn ops_routes_answer() {
     }
     let docs = call(&api, "GET", "/docs/", None, None).await;
     assert_eq!(docs.status.as_u16(), 200);
-    get(&api, "/v1/events?limit=1", &reader(&unique("m"))).await;
+    get(&api, "/v1/events?limit=1", &reader(&api.tenant("m"))).await;
     let metrics = String::from_utf8(call(&api, "GET", "/metrics", None, None).await.body).expect("utf8");
     assert!(metrics.contains("auditlog_query_requests_total"), "{metrics}");
 }

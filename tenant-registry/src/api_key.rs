@@ -58,13 +58,16 @@ pub fn looks_like_api_key(credential: &str) -> bool {
     credential.starts_with(API_KEY_PREFIX)
 }
 
-/// The active (known, not revoked) key record for `key`, or `None`. The one check every
-/// service applies to an API key before trusting it.
+/// The active key record for `key`, or `None`: known, not revoked, scoped to a registrable
+/// (never reserved) tenant that is registered and not deleted. The one check every service
+/// applies to an API key before trusting it; a tombstoned tenant's keys stop here.
 pub fn authenticate(registry: &dyn TenantRegistry, key: &str) -> Option<ApiKeyRecord> {
     if !looks_like_api_key(key) || key.len() > MAX_API_KEY_LEN {
         return None;
     }
-    registry.api_key_by_hash(&hash(key)).filter(|record| !record.revoked)
+    let record = registry.api_key_by_hash(&hash(key)).filter(|record| !record.revoked)?;
+    let tenant = registry.tenant(&record.tenant_id).filter(|t| t.status.accepts_credentials())?;
+    crate::validate::is_valid_tenant_id(&tenant.id).then_some(record)
 }
 
 /// Lowercase hex of a hash, its form in the registry topic.

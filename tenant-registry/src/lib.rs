@@ -34,7 +34,7 @@ pub use error::{FieldProblem, RegistryError};
 pub use file::FileTenantRegistry;
 pub use kafka::{KafkaRegistryConfig, KafkaTenantRegistry};
 pub use memory::InMemoryTenantRegistry;
-pub use model::{ApiKeyRecord, DEFAULT_RETENTION_DAYS, IssuedKey, TenantPatch, TenantSettings};
+pub use model::{ApiKeyRecord, DEFAULT_RETENTION_DAYS, IssuedKey, TenantPatch, TenantSettings, TenantStatus};
 pub use registry::{TenantAdmin, TenantRegistry};
 pub use role::Role;
 

@@ -124,6 +124,32 @@ mod tests {
         assert_eq!(admin.list_tenants().len(), 1);
     }
 
+    #[tokio::test]
+    async fn a_tombstoned_tenants_keys_stop_working_and_its_id_stays_taken() {
+        let registry = InMemoryTenantRegistry::new();
+        registry.create_tenant(TenantSettings::new("acme")).await.expect("valid tenant");
+        let issued = registry.create_api_key("acme", "ci", vec![Role::Writer]).expect("tenant exists");
+        let disabled = TenantPatch { status: Some(crate::TenantStatus::Disabled), ..TenantPatch::default() };
+        registry.update_tenant("acme", disabled).await.expect("known tenant");
+        assert!(api_key::authenticate(&registry, &issued.key).is_some(), "a disabled tenant's keys still authenticate (reads)");
+        let deleted = TenantPatch { status: Some(crate::TenantStatus::Deleted), ..TenantPatch::default() };
+        registry.update_tenant("acme", deleted).await.expect("known tenant");
+        assert!(api_key::authenticate(&registry, &issued.key).is_none(), "a deleted tenant's keys are refused");
+        assert!(matches!(registry.create_tenant(TenantSettings::new("acme")).await, Err(RegistryError::TenantExists(_))));
+    }
+
+    #[test]
+    fn keys_of_unregistered_or_reserved_tenants_never_authenticate() {
+        let registry = InMemoryTenantRegistry::new();
+        registry.upsert_tenant(TenantSettings::new("system"));
+        let issued = registry.create_api_key("system", "smuggled", vec![Role::Reader]).expect("upsert skips checks");
+        assert!(api_key::authenticate(&registry, &issued.key).is_none(), "a reserved tenant's key is refused");
+        registry.upsert_tenant(TenantSettings::new("acme"));
+        let orphan = registry.create_api_key("acme", "ci", vec![Role::Reader]).expect("tenant exists");
+        registry.view.apply(Change::RemoveTenant("acme".into()), 1_000);
+        assert!(api_key::authenticate(&registry, &orphan.key).is_none(), "a key whose tenant is gone is refused");
+    }
+
     #[test]
     fn the_inherent_api_keeps_the_gateways_shape() {
         let registry = InMemoryTenantRegistry::new();

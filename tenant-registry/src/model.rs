@@ -1,4 +1,22 @@
 //! The registry's entities as the admin API and the registry topic carry them (JSON).
+//!
+//! # Tenant lifecycle (issue #13)
+//! - **`active`**: ingest and reads allowed.
+//! - **`disabled`** (`PATCH {"status":"disabled"}`, platform_admin): ingest is refused (403);
+//!   reads stay allowed, so an auditor can still read and export a disabled tenant's trail
+//!   (disabling stops a tenant from writing, it must not hide what it wrote).
+//! - **`deleting`** (`DELETE /v1/tenants/{id}`, platform_admin): an audited, delayed deletion;
+//!   `delete_after` says when. Like `disabled` until then; `PATCH {"status":"active"}` (or
+//!   `"disabled"`) before the deadline cancels it.
+//! - **`deleted`**: set by the query API's sweeper once `delete_after` has passed (audited).
+//!   The record stays in the registry as a tombstone state (never a compaction tombstone, which
+//!   a lagging reader could miss): every credential of the tenant, its API keys included, is
+//!   refused, and the id cannot be registered again. Purging its data from the log and the
+//!   read models is a separate, later step (not done yet); a legal hold keeps it.
+//!
+//! Retention changes: raising `retention_days` applies at once; lowering it is recorded as
+//! `pending_retention_days` with `pending_effective_at` and applied by the sweeper at that
+//! time (the query API's admin route decides who may lower, the floor and the grace period).
 
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
@@ -13,6 +31,34 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 365;
 
 fn default_retention_days() -> u32 {
     DEFAULT_RETENTION_DAYS
+}
+
+/// Where a tenant is in its lifecycle (see the module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantStatus {
+    /// Ingest and reads allowed.
+    #[default]
+    Active,
+    /// Ingest refused, reads allowed.
+    Disabled,
+    /// Deletion scheduled at `delete_after`; ingest refused, reads allowed until then.
+    Deleting,
+    /// Tombstoned: every credential of the tenant is refused.
+    Deleted,
+}
+
+impl TenantStatus {
+    /// Whether the tenant may ingest.
+    pub fn accepts_writes(self) -> bool {
+        self == Self::Active
+    }
+
+    /// Whether the tenant's credentials (API keys included) are honoured at all; reads of a
+    /// disabled or deleting tenant stay allowed.
+    pub fn accepts_credentials(self) -> bool {
+        self != Self::Deleted
+    }
 }
 
 /// Settings of one tenant: `{id, name, retention_days, rate_limit_per_sec, dedicated_topic}`.
@@ -33,13 +79,39 @@ pub struct TenantSettings {
     /// Whether the tenant's events go to its own topic `<prefix>.v1.<tenant>`.
     #[serde(default)]
     pub dedicated_topic: bool,
+    /// Lifecycle state; records written before it existed are `active`.
+    #[serde(default)]
+    pub status: TenantStatus,
+    /// When a `deleting` tenant becomes `deleted`.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub delete_after: Option<OffsetDateTime>,
+    /// While true, nothing of the tenant is purged (retention sweeps skip it).
+    #[serde(default)]
+    pub legal_hold: bool,
+    /// A lowered retention waiting for its grace period to end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_retention_days: Option<u32>,
+    /// When `pending_retention_days` takes effect.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub pending_effective_at: Option<OffsetDateTime>,
 }
 
 impl TenantSettings {
     /// Settings with every default (the name is the id).
     pub fn new(id: impl Into<String>) -> Self {
         let id = id.into();
-        Self { name: id.clone(), id, retention_days: DEFAULT_RETENTION_DAYS, rate_limit_per_sec: None, dedicated_topic: false }
+        Self {
+            name: id.clone(),
+            id,
+            retention_days: DEFAULT_RETENTION_DAYS,
+            rate_limit_per_sec: None,
+            dedicated_topic: false,
+            status: TenantStatus::Active,
+            delete_after: None,
+            legal_hold: false,
+            pending_retention_days: None,
+            pending_effective_at: None,
+        }
     }
 
     /// Every problem of these settings, or `Ok`.
@@ -56,6 +128,12 @@ impl TenantSettings {
         }
         if self.rate_limit_per_sec.is_some_and(|r| !(1..=MAX_RATE_LIMIT_PER_SEC).contains(&r)) {
             problems.push(FieldProblem::new("rate_limit_per_sec", format!("must be within 1..={MAX_RATE_LIMIT_PER_SEC}")));
+        }
+        if (self.status == TenantStatus::Deleting) != self.delete_after.is_some() {
+            problems.push(FieldProblem::new("status", "a deletion is scheduled by DELETE /v1/tenants/{id}, with a delete_after"));
+        }
+        if self.pending_retention_days.is_some() != self.pending_effective_at.is_some() {
+            problems.push(FieldProblem::new("retention_days", "a pending retention needs its effective time"));
         }
         validate::check(problems)
     }
@@ -78,6 +156,20 @@ pub struct TenantPatch {
     /// Pin to or unpin from a dedicated topic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedicated_topic: Option<bool>,
+    /// `active` (also cancels a scheduled deletion) or `disabled`; `deleting` is set by
+    /// `DELETE /v1/tenants/{id}` only ([`Self::deletion`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TenantStatus>,
+    /// Sets or lifts the legal hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_hold: Option<bool>,
+    /// Internal (never from a request body): schedules (`Some(Some(at))`) a deletion.
+    #[serde(skip)]
+    pub deletion: Option<Option<OffsetDateTime>>,
+    /// Internal (never from a request body): sets (`Some(Some((days, at)))`) or cancels
+    /// (`Some(None)`) a pending retention lowering.
+    #[serde(skip)]
+    pub pending_retention: Option<Option<(u32, OffsetDateTime)>>,
 }
 
 /// A field that is present (even as `null`) deserializes to `Some`.
@@ -99,6 +191,25 @@ impl TenantPatch {
         }
         if let Some(dedicated) = self.dedicated_topic {
             settings.dedicated_topic = dedicated;
+        }
+        if let Some(status) = self.status {
+            settings.status = status;
+            if status != TenantStatus::Deleting {
+                settings.delete_after = None;
+            }
+        }
+        if let Some(deletion) = self.deletion {
+            settings.delete_after = deletion;
+            if deletion.is_some() {
+                settings.status = TenantStatus::Deleting;
+            }
+        }
+        if let Some(hold) = self.legal_hold {
+            settings.legal_hold = hold;
+        }
+        if let Some(pending) = self.pending_retention {
+            settings.pending_retention_days = pending.map(|(days, _)| days);
+            settings.pending_effective_at = pending.map(|(_, at)| at);
         }
         settings
     }
@@ -145,7 +256,7 @@ mod tests {
     fn settings_default_what_json_leaves_out_and_validate_every_field() {
         let s: TenantSettings = serde_json::from_str(r#"{"id":"acme","future_field":1}"#).expect("minimal settings parse");
         assert_eq!((s.retention_days, s.rate_limit_per_sec, s.dedicated_topic), (365, None, false));
-        let bad = TenantSettings { id: "Bad.Id".into(), name: " ".into(), retention_days: 0, rate_limit_per_sec: Some(0), dedicated_topic: false };
+        let bad = TenantSettings { id: "Bad.Id".into(), name: " ".into(), retention_days: 0, rate_limit_per_sec: Some(0), ..TenantSettings::new("x") };
         let Err(RegistryError::Invalid(problems)) = bad.validate() else { panic!("expected invalid") };
         let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(fields, ["id", "name", "retention_days", "rate_limit_per_sec"]);
@@ -160,6 +271,25 @@ mod tests {
         let clear: TenantPatch = serde_json::from_str(r#"{"rate_limit_per_sec":null}"#).expect("parses");
         assert_eq!(clear.apply(base.clone()).rate_limit_per_sec, None);
         assert!(serde_json::from_str::<TenantPatch>(r#"{"id":"other"}"#).is_err(), "unknown fields are refused");
+    }
+
+    #[test]
+    fn old_records_read_as_active_and_the_lifecycle_fields_round_trip() {
+        let s: TenantSettings = serde_json::from_str(r#"{"id":"acme","name":"Acme"}"#).expect("old record parses");
+        assert_eq!((s.status, s.legal_hold, s.delete_after), (TenantStatus::Active, false, None));
+        let at = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let scheduled = TenantPatch { deletion: Some(Some(at)), legal_hold: Some(true), ..TenantPatch::default() }.apply(s.clone());
+        assert_eq!((scheduled.status, scheduled.delete_after, scheduled.legal_hold), (TenantStatus::Deleting, Some(at), true));
+        assert!(scheduled.validate().is_ok());
+        let json = serde_json::to_value(&scheduled).expect("serializes");
+        assert_eq!((json["status"].as_str(), json["legal_hold"].as_bool()), (Some("deleting"), Some(true)));
+        assert_eq!(serde_json::from_value::<TenantSettings>(json).expect("parses"), scheduled);
+        let cancelled: TenantPatch = serde_json::from_str(r#"{"status":"active"}"#).expect("parses");
+        assert_eq!(cancelled.apply(scheduled).delete_after, None, "active cancels the deletion");
+        let smuggled = serde_json::from_str::<TenantPatch>(r#"{"deletion":"2030-01-01T00:00:00Z"}"#);
+        assert!(smuggled.is_err(), "internal fields are not settable from a body");
+        let bad = TenantSettings { status: TenantStatus::Deleting, ..s };
+        assert!(bad.validate().is_err(), "deleting needs a delete_after");
     }
 
     #[test]

@@ -1,5 +1,10 @@
 //! Validation of tenant ids, names and settings: every problem is reported at once.
 //!
+//! The one tenant-id validator of the platform: the registry checks ids with it, API keys are
+//! honoured only for ids it accepts ([`crate::api_key::authenticate`]), and the services check
+//! every token's `tenant_id` with it (a malformed claim is a 401, a reserved or unregistered
+//! tenant a 403).
+//!
 //! Tenant ids become Kafka message keys and topic suffixes (`audit.events.v1.<tenant>`), so
 //! they are `[a-z0-9][a-z0-9_-]{0,62}`: no dots (a tenant named `dlq` or `x.y` would collide
 //! with other topics), no upper case (topic names are case sensitive, people are not).
@@ -22,8 +27,24 @@ pub const MAX_RETENTION_DAYS: u32 = 36_500;
 /// Highest per-tenant rate limit, events per second.
 pub const MAX_RATE_LIMIT_PER_SEC: u32 = 1_000_000;
 
-/// Why `id` is not a registrable tenant id, if it is not.
+/// Why `id` is not a registrable tenant id (malformed or reserved), if it is not.
 pub fn tenant_id_problem(id: &str) -> Option<String> {
+    if let Some(problem) = tenant_id_shape_problem(id) {
+        return Some(problem);
+    }
+    if RESERVED_TENANT_IDS.contains(&id) {
+        return Some(format!("{id:?} is reserved"));
+    }
+    None
+}
+
+/// Whether `id` has the shape of a tenant id (it may still be reserved): what a token's
+/// `tenant_id` claim must look like to be read at all.
+pub fn is_well_formed_tenant_id(id: &str) -> bool {
+    tenant_id_shape_problem(id).is_none()
+}
+
+fn tenant_id_shape_problem(id: &str) -> Option<String> {
     let mut chars = id.chars();
     let Some(first) = chars.next() else {
         return Some("must not be empty".into());
@@ -34,9 +55,6 @@ pub fn tenant_id_problem(id: &str) -> Option<String> {
     let lower_alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
     if !lower_alnum(first) || !chars.all(|c| lower_alnum(c) || matches!(c, '_' | '-')) {
         return Some("must match [a-z0-9][a-z0-9_-]{0,62}".into());
-    }
-    if RESERVED_TENANT_IDS.contains(&id) {
-        return Some(format!("{id:?} is reserved"));
     }
     None
 }
@@ -92,6 +110,8 @@ mod tests {
         for bad in ["", "Acme", "-acme", "_acme", "ac.me", "ac me", "acmé", "dlq", "system", &"a".repeat(64), "a/b"] {
             assert!(!is_valid_tenant_id(bad), "{bad}");
         }
+        assert!(is_well_formed_tenant_id("system") && !is_valid_tenant_id("system"), "reserved ids are well formed, never valid");
+        assert!(!is_well_formed_tenant_id("Acme"));
     }
 
     #[test]

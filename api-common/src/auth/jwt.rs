@@ -13,7 +13,7 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation, decode, decode_header};
 use serde::Deserialize;
 
-use super::{Principal, Role, is_valid_tenant_id};
+use super::{Principal, Role, is_well_formed_tenant_id};
 use crate::config::{AuthConfig, JwtKeyConfig, KeyMaterial};
 use super::AuthError;
 
@@ -202,7 +202,7 @@ fn refuse_header_tricks(header: &Header) -> Result<(), AuthError> {
 fn principal(claims: Claims) -> Result<Principal, AuthError> {
     let roles: Vec<Role> = claims.roles.iter().filter_map(|r| Role::parse(r)).collect();
     match &claims.tenant_id {
-        Some(tenant) if !is_valid_tenant_id(tenant) => return Err(unauthenticated("tenant_id claim is not a valid tenant id")),
+        Some(tenant) if !is_well_formed_tenant_id(tenant) => return Err(unauthenticated("tenant_id claim is not a valid tenant id")),
         None if !roles.contains(&Role::PlatformAdmin) => {
             return Err(unauthenticated("tenant_id claim is required except on platform_admin tokens"));
         }

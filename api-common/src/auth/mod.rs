@@ -15,7 +15,7 @@ pub mod jwt;
 
 use std::sync::Arc;
 
-use auditlog_tenant_registry::TenantRegistry;
+use auditlog_tenant_registry::{TenantRegistry, TenantSettings};
 use axum::http::HeaderMap;
 
 use crate::config::AuthConfig;
@@ -60,12 +60,13 @@ impl Principal {
     }
 }
 
-/// Whether `tenant` is usable as a Kafka key and topic suffix: 1..=128 of `[A-Za-z0-9_.-]`.
-pub fn is_valid_tenant_id(tenant: &str) -> bool {
-    !tenant.is_empty()
-        && tenant.len() <= 128
-        && tenant.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
+/// Whether `tenant` is a registrable tenant id (the registry's one validator: well formed and
+/// not reserved).
+pub use auditlog_tenant_registry::validate::is_valid_tenant_id;
+
+/// Whether a token's `tenant_id` claim has the shape of a tenant id (reserved ones included:
+/// those pass here and are refused with 403 by [`Authenticator::tenant_standing`]).
+pub use auditlog_tenant_registry::validate::is_well_formed_tenant_id;
 
 /// Verifies credentials from request headers.
 pub struct Authenticator {
@@ -83,6 +84,18 @@ impl Authenticator {
     /// An authenticator for the configured JWT keys and the registry's API keys.
     pub fn new(config: &AuthConfig, tenants: Arc<dyn TenantRegistry>) -> Result<Self, AuthError> {
         Ok(Self { jwt: JwtVerifier::new(config)?, tenants })
+    }
+
+    /// The settings of a credential's tenant when the tenant is registered, not reserved and
+    /// not deleted (a disabled or deleting tenant is returned: the caller decides, e.g. ingest
+    /// refuses it and reads allow it); otherwise why not, for a 403. Every request naming a
+    /// tenant passes here, on ingest and on every read.
+    pub fn tenant_standing(&self, tenant_id: &str) -> Result<TenantSettings, String> {
+        let refused = || format!("tenant {tenant_id} is not registered and active");
+        if !is_valid_tenant_id(tenant_id) {
+            return Err(refused());
+        }
+        self.tenants.tenant(tenant_id).filter(|t| t.status.accepts_credentials()).ok_or_else(refused)
     }
 
     /// The verified caller of a request, or [`AuthError::Unauthenticated`].

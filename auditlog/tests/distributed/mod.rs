@@ -91,10 +91,15 @@ impl Setup {
         (proc, url)
     }
 
-    /// A development JWT signed with the shared secret.
+    /// A development JWT signed with the shared secret; its tenant is registered first (with
+    /// `auditlog admin create-tenant`, as an operator must: a credential of an unregistered
+    /// tenant is refused).
     pub fn token(&self, tenant: Option<&str>, roles: &str) -> String {
         let mut args = vec!["admin", "token", "--roles", roles];
         if let Some(t) = tenant {
+            let out = self.command(&["admin", "create-tenant", "--id", t]).stdout(Stdio::piped()).stderr(Stdio::piped()).output().expect("auditlog admin create-tenant runs");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success() || stderr.contains("already exists"), "create-tenant {t} failed: {stderr}");
             args.extend(["--tenant", t]);
         }
         let out = self.command(&args).stdout(Stdio::piped()).output().expect("auditlog admin token runs");

@@ -1,9 +1,21 @@
 //! Administration on the shared tenant registry (the gateway's), each change recorded as an
-//! audit event of tenant `system`: tenants (`platform_admin`; a tenant's own `tenant_admin`
-//! reads its settings and sets its retention) and a tenant's API keys (its `tenant_admin`, or
-//! a platform admin).
+//! audit event of the platform trail **before** it is applied ([`crate::audit`]): tenants (`platform_admin`; a tenant's own `tenant_admin`
+//! reads its settings and raises its retention) and a tenant's API keys (its `tenant_admin`,
+//! or a platform admin).
+//!
+//! No self-erasure (issue #13):
+//! - lowering `retention_days` is `platform_admin`-only (403 for a `tenant_admin`), never
+//!   below `retention_floor_days` (422), and is not applied at once: it becomes
+//!   `pending_retention_days` effective `retention_lowering_grace_secs` later (applied by the
+//!   retention sweep); PATCHing the current or a higher `retention_days` cancels it, raising
+//!   applies at once;
+//! - `legal_hold` (platform_admin) stops every purge of the tenant;
+//! - `status` (platform_admin): `active` or `disabled`; `DELETE /v1/tenants/{id}` schedules
+//!   the deletion (`deleting`, `delete_after` = now + `tenant_deletion_delay_secs`), which
+//!   `{"status":"active"}` cancels until then; the sweep tombstones it (`deleted`) when due.
 
-use auditlog_tenant_registry::{ApiKeyRecord, IssuedKey, Role, TenantPatch, TenantSettings};
+use auditlog_tenant_registry::{ApiKeyRecord, IssuedKey, Role, TenantPatch, TenantSettings, TenantStatus};
+use time::OffsetDateTime;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -98,15 +110,34 @@ async fn dedicate(state: &QueryState, tenant: &str) -> Result<(), QueryError> {
     Ok(())
 }
 
-/// Records `action`; the change is already applied, so a failure to record is a 503 telling
-/// the client to check and retry, and is logged loudly.
-async fn recorded(state: &QueryState, name: &'static str, action: AdminAction<'_>) -> Result<(), QueryError> {
-    let result = audit::record(state, action).await;
-    crate::metrics::admin_action(name, result.is_ok());
-    if let Err(err) = &result {
-        tracing::error!(action = name, error = %err, "admin action applied but not recorded in the audit trail");
+/// Records `action`, then runs `apply`: an admin change is in the audit trail before it takes
+/// effect. A failure to record applies nothing (503: retry); a failure to apply after the
+/// record is recorded too (outcome `failure`).
+pub(crate) async fn audited<T, F>(state: &QueryState, action: AdminAction<'_>, apply: F) -> Result<T, QueryError>
+where
+    F: std::future::Future<Output = Result<T, QueryError>>,
+{
+    let name = action.action;
+    if let Err(err) = audit::record(state, &action).await {
+        crate::metrics::admin_action(name, false);
+        tracing::error!(action = name, error = %err, "admin action not recorded, so not applied");
+        return Err(err);
     }
-    result
+    let applied = apply.await;
+    crate::metrics::admin_action(name, applied.is_ok());
+    if let Err(err) = &applied {
+        audit::record_failure(state, &action, err).await;
+    }
+    applied
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> QueryError {
+    QueryError::Validation(vec![FieldProblem { field: field.into(), message: message.into() }])
+}
+
+fn floor_check(state: &QueryState, days: u32) -> Result<(), QueryError> {
+    let floor = state.config().retention_floor_days;
+    if days < floor { Err(invalid("retention_days", format!("must be at least {floor} (retention_floor_days)"))) } else { Ok(()) }
 }
 
 /// `POST /v1/tenants`.
@@ -124,6 +155,7 @@ pub async fn create_tenant(State(state): State<QueryState>, caller: Caller, head
     }
     settings.rate_limit_per_sec = new.rate_limit_per_sec;
     settings.dedicated_topic = new.dedicated_topic;
+    // The floor bounds lowering only: a platform admin may create a tenant with any retention.
     settings.validate()?;
     if state.backends().tenants.tenant(&settings.id).is_some() {
         return Err(QueryError::Conflict(format!("tenant {} already exists", settings.id)));
@@ -131,9 +163,9 @@ pub async fn create_tenant(State(state): State<QueryState>, caller: Caller, head
     if settings.dedicated_topic {
         dedicate(&state, &settings.id).await?;
     }
-    let created = state.backends().tenants.create_tenant(settings).await?;
-    let metadata = serde_json::to_value(&created).unwrap_or_default();
-    recorded(&state, "tenant.create", AdminAction { action: "tenant.create", actor: &caller.0, targets: vec![("tenant", created.id.clone())], metadata }).await?;
+    let metadata = serde_json::to_value(&settings).unwrap_or_default();
+    let action = AdminAction { action: "tenant.create", actor: &caller.0, targets: vec![("tenant", settings.id.clone())], metadata };
+    let created = audited(&state, action, async { Ok(state.backends().tenants.create_tenant(settings).await?) }).await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -163,24 +195,81 @@ pub async fn update_tenant(
     body: Bytes,
 ) -> Result<Json<TenantSettings>, QueryError> {
     caller.require_tenant_admin(&id)?;
-    let patch: TenantPatch = parse_body(&headers, &body)?;
-    if !caller.0.has(Role::PlatformAdmin) {
-        // A tenant admin sets its tenant's retention; name, rate limit and topic are the platform's.
-        let platform_only = [("name", patch.name.is_some()), ("rate_limit_per_sec", patch.rate_limit_per_sec.is_some()), ("dedicated_topic", patch.dedicated_topic.is_some())];
+    let mut patch: TenantPatch = parse_body(&headers, &body)?;
+    let platform = caller.0.has(Role::PlatformAdmin);
+    if !platform {
+        // A tenant admin may raise its tenant's retention; everything else is the platform's.
+        let platform_only = [
+            ("name", patch.name.is_some()),
+            ("rate_limit_per_sec", patch.rate_limit_per_sec.is_some()),
+            ("dedicated_topic", patch.dedicated_topic.is_some()),
+            ("status", patch.status.is_some()),
+            ("legal_hold", patch.legal_hold.is_some()),
+        ];
         let named: Vec<&str> = platform_only.iter().filter(|(_, set)| *set).map(|(field, _)| *field).collect();
         if !named.is_empty() {
             return Err(QueryError::Forbidden(format!("changing {} needs the platform_admin role", named.join(", "))));
         }
     }
     let current = state.backends().tenants.tenant(&id).ok_or(QueryError::NotFound)?;
-    patch.clone().apply(current).validate()?;
+    if current.status == TenantStatus::Deleted {
+        return Err(QueryError::Conflict(format!("tenant {id} is deleted")));
+    }
+    if matches!(patch.status, Some(TenantStatus::Deleting | TenantStatus::Deleted)) {
+        return Err(invalid("status", "must be active or disabled; DELETE /v1/tenants/{id} schedules a deletion"));
+    }
+    plan_retention(&state, &current, &mut patch, platform)?;
+    let planned = patch.clone().apply(current);
+    planned.validate()?;
     if patch.dedicated_topic == Some(true) {
         dedicate(&state, &id).await?;
     }
-    let updated = state.backends().tenants.update_tenant(&id, patch.clone()).await?;
-    let metadata = json!({"patch": patch, "settings": updated});
-    recorded(&state, "tenant.update", AdminAction { action: "tenant.update", actor: &caller.0, targets: vec![("tenant", id)], metadata }).await?;
+    let metadata = json!({"patch": patch, "settings": planned});
+    let action = AdminAction { action: "tenant.update", actor: &caller.0, targets: vec![("tenant", id.clone())], metadata };
+    let updated = audited(&state, action, async { Ok(state.backends().tenants.update_tenant(&id, patch).await?) }).await?;
     Ok(Json(updated))
+}
+
+/// Turns a lowering of `retention_days` into a pending one (platform_admin only, at least the
+/// floor, effective after the grace period); a raise or the same value applies at once and
+/// cancels a pending lowering.
+fn plan_retention(state: &QueryState, current: &TenantSettings, patch: &mut TenantPatch, platform: bool) -> Result<(), QueryError> {
+    let Some(days) = patch.retention_days else { return Ok(()) };
+    if days >= current.retention_days {
+        if current.pending_retention_days.is_some() {
+            patch.pending_retention = Some(None);
+        }
+        return Ok(());
+    }
+    if !platform {
+        return Err(QueryError::Forbidden("lowering retention_days needs the platform_admin role".into()));
+    }
+    floor_check(state, days)?;
+    let grace = time::Duration::seconds(i64::try_from(state.config().retention_lowering_grace_secs).unwrap_or(i64::MAX));
+    patch.retention_days = None;
+    patch.pending_retention = Some(Some((days, OffsetDateTime::now_utc() + grace)));
+    Ok(())
+}
+
+/// `DELETE /v1/tenants/{id}`: 202 with the settings; the tenant is `deleting` until
+/// `delete_after` (`tenant_deletion_delay_secs` from now), then tombstoned by the sweep.
+#[utoipa::path(delete, path = "/v1/tenants/{id}", tag = "admin", params(("id" = String, Path)),
+    responses((status = 202, body = Object), (status = 403), (status = 404), (status = 409)), security(("bearer" = [])))]
+pub async fn delete_tenant(State(state): State<QueryState>, caller: Caller, Path(id): Path<String>) -> Result<Response, QueryError> {
+    caller.require_platform_admin()?;
+    let current = state.backends().tenants.tenant(&id).ok_or(QueryError::NotFound)?;
+    match current.status {
+        TenantStatus::Deleted => return Err(QueryError::Conflict(format!("tenant {id} is deleted"))),
+        TenantStatus::Deleting => return Ok((StatusCode::ACCEPTED, Json(current)).into_response()),
+        TenantStatus::Active | TenantStatus::Disabled => {}
+    }
+    let delay = time::Duration::seconds(i64::try_from(state.config().tenant_deletion_delay_secs).unwrap_or(i64::MAX));
+    let delete_after = OffsetDateTime::now_utc() + delay;
+    let patch = TenantPatch { deletion: Some(Some(delete_after)), ..TenantPatch::default() };
+    let metadata = json!({"delete_after": delete_after.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()});
+    let action = AdminAction { action: "tenant.delete.schedule", actor: &caller.0, targets: vec![("tenant", id.clone())], metadata };
+    let updated = audited(&state, action, async { Ok(state.backends().tenants.update_tenant(&id, patch).await?) }).await?;
+    Ok((StatusCode::ACCEPTED, Json(updated)).into_response())
 }
 
 /// `POST /v1/tenants/{id}/api-keys`: 201 `{key_id, key}`, the secret shown this once.
@@ -201,13 +290,16 @@ pub async fn create_api_key(
         .map(|r| Role::parse(r).ok_or_else(|| QueryError::Validation(vec![FieldProblem { field: "roles".into(), message: format!("unknown role {r:?}") }])))
         .collect::<Result<Vec<_>, _>>()?;
     auditlog_tenant_registry::validate::api_key_request(&new.name, &roles)?;
-    if state.backends().tenants.tenant(&id).is_none() {
-        return Err(QueryError::NotFound);
+    match state.backends().tenants.tenant(&id) {
+        None => return Err(QueryError::NotFound),
+        Some(t) if !t.status.accepts_credentials() => return Err(QueryError::Conflict(format!("tenant {id} is deleted"))),
+        Some(_) => {}
     }
-    let issued: IssuedKey = state.backends().tenants.create_api_key(&id, &new.name, roles.clone()).await?;
-    let metadata = json!({"key_id": issued.key_id, "name": new.name, "roles": roles});
-    let targets = vec![("tenant", id), ("api_key", issued.key_id.clone())];
-    recorded(&state, "api_key.create", AdminAction { action: "api_key.create", actor: &caller.0, targets, metadata }).await?;
+    // The key id is drawn by the registry, so the record names the request; the key's id is
+    // in the trail through the `api_key.create` answer and the key list.
+    let metadata = json!({"name": new.name, "roles": roles});
+    let action = AdminAction { action: "api_key.create", actor: &caller.0, targets: vec![("tenant", id.clone())], metadata };
+    let issued: IssuedKey = audited(&state, action, async { Ok(state.backends().tenants.create_api_key(&id, &new.name, roles.clone()).await?) }).await?;
     Ok((StatusCode::CREATED, Json(json!({"key_id": issued.key_id, "key": issued.key}))).into_response())
 }
 
@@ -228,9 +320,12 @@ pub async fn revoke_api_key(State(state): State<QueryState>, caller: Caller, Pat
     if tenants.list_api_keys(&id)?.iter().any(|k| k.key_id == key_id && k.revoked) {
         return Ok(StatusCode::NO_CONTENT); // revoked before: nothing changes, nothing to record
     }
-    let record = tenants.revoke_api_key(&id, &key_id).await?;
+    let Some(record) = tenants.list_api_keys(&id)?.into_iter().find(|k| k.key_id == key_id) else {
+        return Err(QueryError::NotFound);
+    };
     let metadata = json!({"key_id": record.key_id, "name": record.name});
-    let targets = vec![("tenant", id), ("api_key", key_id)];
-    recorded(&state, "api_key.revoke", AdminAction { action: "api_key.revoke", actor: &caller.0, targets, metadata }).await?;
+    let targets = vec![("tenant", id.clone()), ("api_key", key_id.clone())];
+    let action = AdminAction { action: "api_key.revoke", actor: &caller.0, targets, metadata };
+    audited(&state, action, async { Ok(tenants.revoke_api_key(&id, &key_id).await?) }).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -93,6 +93,16 @@ pub async fn api_with(config: QueryConfig) -> TestApi {
     TestApi { state, store, index, log, codec, tenants, config }
 }
 
+impl TestApi {
+    /// A fresh tenant id starting with `prefix`, registered as an operator registers a tenant
+    /// before handing out its credentials (a credential of an unregistered tenant is 403).
+    pub fn tenant(&self, prefix: &str) -> String {
+        let id = unique(prefix);
+        self.tenants.upsert_tenant(auditlog_tenant_registry::TenantSettings::new(id.clone()));
+        id
+    }
+}
+
 pub async fn api() -> TestApi {
     api_with(test_config()).await
 }
