@@ -24,9 +24,9 @@ async fn load(url: String, tenant: String, token: String, acked: Arc<Mutex<HashS
         let batch: Vec<Value> = (0..20)
             .map(|i| {
                 n += 1;
-                // Every 10th event repeats an earlier id: a producer retry.
-                let id = if i == 9 && n > 40 { format!("{tenant}-{}", n - 30) } else { format!("{tenant}-{n}") };
-                json!({"id": id, "action": "document.read", "actor": {"id": format!("u{}", n % 7)}, "description": format!("event {n}")})
+                // Every 10th event repeats an earlier one, id and content: a producer retry.
+                let m = if i == 9 && n > 40 { n - 30 } else { n };
+                json!({"id": format!("{tenant}-{m}"), "action": "document.read", "actor": {"id": format!("u{}", m % 7)}, "description": format!("event {m}")})
             })
             .collect();
         let Ok(answer) = client.post(format!("{url}/v1/events/batch")).bearer_auth(&token).json(&batch).send().await else {
