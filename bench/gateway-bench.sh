@@ -96,6 +96,12 @@ if [[ -n ${GATEWAY_LD_PRELOAD:-} ]]; then # experiment, e.g. another malloc: rec
     [[ -f $GATEWAY_LD_PRELOAD ]] || die "GATEWAY_LD_PRELOAD=$GATEWAY_LD_PRELOAD does not exist"
     gateway_env+=(LD_PRELOAD="$GATEWAY_LD_PRELOAD")
 fi
+# Tenants must exist before they can ingest: register loadgen's bench-tenant-NN (idempotent).
+for n in $(seq 0 $((TENANTS - 1))); do
+    id=$(printf 'bench-tenant-%02d' "$n")
+    "$BIN" admin create-tenant --id "$id" --registry "kafka://$BOOTSTRAP" --event-log "kafka://$BOOTSTRAP" >/dev/null 2>"$WORK/create-tenant.log" ||
+        grep -q "already exists" "$WORK/create-tenant.log" || { cat "$WORK/create-tenant.log" >&2; die "registering $id failed"; }
+done
 gateway_cmd=("$BIN" gateway --listen "127.0.0.1:$PORT" --event-log "kafka://$BOOTSTRAP")
 say "starting: ${gateway_env[*]} AUDITLOG_GATEWAY_AUTH_HS256_SECRET=<random> ${gateway_cmd[*]}"
 env "${gateway_env[@]}" "${gateway_cmd[@]}" >"$WORK/gateway.log" 2>&1 &

@@ -70,6 +70,12 @@ seed() {
     say "seeding $params into $topic -> $keyspace / $alias"
     "$STACK" kafka-tools org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --create --topic "$topic" \
         --partitions 6 --replication-factor 1 >/dev/null
+    # Tenants must exist before they can ingest: register loadgen's bench-tenant-NN (idempotent).
+    for n in $(seq 0 $((TENANTS - 1))); do
+        id=$(printf 'bench-tenant-%02d' "$n")
+        "$BIN" admin create-tenant --id "$id" --registry "kafka://$BOOTSTRAP" --event-log "kafka://$BOOTSTRAP" >/dev/null 2>"$WORK/create-tenant.log" ||
+            grep -q "already exists" "$WORK/create-tenant.log" || { cat "$WORK/create-tenant.log" >&2; die "registering $id failed"; }
+    done
     port=$(free_port) url=http://127.0.0.1:$port
     AUDITLOG_GATEWAY_AUTH_HS256_SECRET=$SECRET AUDITLOG_GATEWAY_DEFAULT_RATE_LIMIT_PER_SEC=10000000 \
         AUDITLOG_GATEWAY_TOPIC_PREFIX=bench.query.$run "$BIN" gateway --listen "127.0.0.1:$port" \

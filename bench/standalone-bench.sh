@@ -37,6 +37,14 @@ trap cleanup EXIT
 for _ in $(seq 1 100); do curl -sf "$URL/readyz" >/dev/null && break; sleep 0.2; done
 curl -sf "$URL/readyz" >/dev/null || { cat "$DATA.log" >&2; say "standalone did not become ready"; exit 1; }
 SECRET=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["jwt_hs256_secret"])' "$DATA/secrets.json")
+# Tenants must exist before they can ingest: register loadgen's bench-tenant-NN through the
+# admin API with the platform admin token of the first start.
+ADMIN_TOKEN=$(sed -n 's/^AUDITLOG_ADMIN_TOKEN=//p' "$DATA/credentials.env" | tr -d "'\"")
+for n in $(seq 0 $((TENANTS - 1))); do
+    id=$(printf 'bench-tenant-%02d' "$n")
+    curl -sf -X POST "$URL/v1/tenants" -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
+        -d "{\"id\":\"$id\"}" >/dev/null || { say "registering $id failed"; exit 1; }
+done
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 say "ingest: batches of $BATCH_SIZE over $CONNECTIONS connections, $TENANTS tenants, ${DURATION}s"
