@@ -46,6 +46,14 @@ fn committed(group: &str, topic: &str, partitions: i32) -> i64 {
 }
 
 /// Events of `tenant` in the sink's view; 0 while the view cannot answer (restarting).
+/// `auditlog_processor_retries_total{sink, reason="unavailable"}` in this process, as the
+/// processor's `/metrics` renders it.
+fn unavailable_retries(sink: SinkKind) -> f64 {
+    let rendered = auditlog_processors::metrics::handle().render();
+    let series = format!("{}{{sink=\"{}\",reason=\"unavailable\"}} ", auditlog_processors::metrics::RETRIES_TOTAL, sink.as_str());
+    rendered.lines().find_map(|line| line.strip_prefix(&series)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+}
+
 async fn count(stack_: &Stack, sink: SinkKind, tenant: &str) -> usize {
     match sink {
         SinkKind::Scylla => stack_.try_stored(tenant).await.map_or(0, |e| e.len()),
@@ -71,8 +79,10 @@ async fn outage(stack_: &Stack, sink: SinkKind, service: &str) {
     for n in 0..20 {
         stack_.append(&event(&tenant, &format!("{tenant}-b{n}"), n)).await;
     }
-    // The sink is down for a while: the processor retries and commits nothing.
-    tokio::time::sleep(Duration::from_secs(15)).await;
+    // The sink is down: once the processor has been refused by it several times over (so it
+    // has read the new events and tried to write them), it has still committed nothing.
+    let refused_before = unavailable_retries(sink);
+    eventually(120, "the processor keeps retrying the stopped sink", || async { unavailable_retries(sink) >= refused_before + 3.0 }).await;
     assert_eq!(committed(&group, &stack_.topic, 3), committed_before, "{service} down: nothing may be committed past what it acknowledged");
 
     stack(&["up"]);
