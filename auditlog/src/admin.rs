@@ -25,6 +25,13 @@ pub struct AdminArgs {
     /// Partitions of a dedicated topic created for a tenant.
     #[arg(long, default_value_t = 6, global = true)]
     dedicated_partitions: i32,
+    /// Replicas of each partition of a dedicated topic (-1: the broker's default).
+    #[arg(long, env = "AUDITLOG_QUERY_DEDICATED_TOPIC_REPLICATION_FACTOR", default_value_t = -1, allow_negative_numbers = true, global = true,
+          value_parser = clap::value_parser!(i32).range(-1..))]
+    dedicated_replication_factor: i32,
+    /// `min.insync.replicas` of a dedicated topic (unset: the broker's).
+    #[arg(long, env = "AUDITLOG_QUERY_DEDICATED_TOPIC_MIN_INSYNC_REPLICAS", global = true, value_parser = clap::value_parser!(i32).range(1..))]
+    dedicated_min_insync_replicas: Option<i32>,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -112,10 +119,18 @@ pub async fn admin(args: AdminArgs) -> anyhow::Result<bool> {
     // ever routes an event to a topic that is not there.
     let dedicate = |tenant: String| {
         let (log_uri, prefix, partitions) = (args.event_log.clone(), args.topic_prefix.clone(), args.dedicated_partitions);
+        let (replication_factor, min_insync) = (args.dedicated_replication_factor, args.dedicated_min_insync_replicas);
         async move {
             let log = auditlog_seams::resolve::event_log(&log_uri)?;
             let topic = format!("{prefix}.v1.{tenant}");
-            log.ensure_topic(&topic, partitions).await.with_context(|| format!("creating the dedicated topic {topic}"))?;
+            // Kept forever like the shared topic (the log is the source of truth), never by
+            // the broker's default retention.
+            let mut configs = vec![("retention.ms".to_owned(), "-1".to_owned())];
+            if let Some(n) = min_insync {
+                configs.push(("min.insync.replicas".to_owned(), n.to_string()));
+            }
+            let spec = auditlog_seams::TopicSpec { name: topic.clone(), partitions, replication_factor, configs };
+            log.ensure_topic_as(&spec).await.with_context(|| format!("creating the dedicated topic {topic}"))?;
             eprintln!("dedicated topic {topic} is ready");
             anyhow::Ok(())
         }

@@ -50,6 +50,14 @@ pub struct QueryConfig {
     /// tenant is `deleting` until then and PATCH `{"status":"active"}` cancels it.
     #[serde(default = "default_tenant_deletion_delay_secs")]
     pub tenant_deletion_delay_secs: u64,
+    /// Replicas of each partition of a dedicated tenant topic (-1: the broker's
+    /// `default.replication.factor`; production: 3). Its `retention.ms` is always -1, like
+    /// the shared topic's: the log is the source of truth.
+    #[serde(default = "default_dedicated_replication_factor")]
+    pub dedicated_topic_replication_factor: i32,
+    /// `min.insync.replicas` of a dedicated tenant topic (unset: the broker's; production: 2).
+    #[serde(default)]
+    pub dedicated_topic_min_insync_replicas: Option<i32>,
 }
 
 /// Bounds on expensive requests.
@@ -143,6 +151,8 @@ impl Default for QueryConfig {
             retention_floor_days: default_retention_floor_days(),
             retention_lowering_grace_secs: default_retention_lowering_grace_secs(),
             tenant_deletion_delay_secs: default_tenant_deletion_delay_secs(),
+            dedicated_topic_replication_factor: default_dedicated_replication_factor(),
+            dedicated_topic_min_insync_replicas: None,
         }
     }
 }
@@ -152,6 +162,9 @@ fn default_topic_prefix() -> String {
 }
 fn default_registry_url() -> String {
     "http://127.0.0.1:8081/apis/ccompat/v7".into()
+}
+fn default_dedicated_replication_factor() -> i32 {
+    -1
 }
 fn default_retention_floor_days() -> u32 {
     30
@@ -212,6 +225,15 @@ impl QueryConfig {
     /// The shared topic, `<prefix>.v1`.
     pub fn topic(&self) -> String {
         auditlog_seams::topics::shared(&self.topic_prefix)
+    }
+
+    /// How a dedicated tenant topic is created: kept forever, replicated as configured.
+    pub fn dedicated_topic_spec(&self, tenant: &str, partitions: i32) -> auditlog_seams::TopicSpec {
+        let mut configs = vec![("retention.ms".to_owned(), "-1".to_owned())];
+        if let Some(n) = self.dedicated_topic_min_insync_replicas {
+            configs.push(("min.insync.replicas".to_owned(), n.to_string()));
+        }
+        auditlog_seams::TopicSpec { name: self.dedicated_topic(tenant), partitions, replication_factor: self.dedicated_topic_replication_factor, configs }
     }
 
     /// A tenant's dedicated topic, `<prefix>.v1.<tenant>`.
@@ -290,6 +312,14 @@ impl QueryConfig {
         set("AUDITLOG_QUERY_RETENTION_FLOOR_DAYS", &mut |v| assign(&mut self.retention_floor_days, v));
         set("AUDITLOG_QUERY_RETENTION_LOWERING_GRACE_SECS", &mut |v| assign(&mut self.retention_lowering_grace_secs, v));
         set("AUDITLOG_QUERY_TENANT_DELETION_DELAY_SECS", &mut |v| assign(&mut self.tenant_deletion_delay_secs, v));
+        set("AUDITLOG_QUERY_DEDICATED_TOPIC_REPLICATION_FACTOR", &mut |v| assign(&mut self.dedicated_topic_replication_factor, v));
+        set("AUDITLOG_QUERY_DEDICATED_TOPIC_MIN_INSYNC_REPLICAS", &mut |v| match v.trim().parse::<i32>() {
+            Ok(n) if n > 0 => {
+                self.dedicated_topic_min_insync_replicas = Some(n);
+                true
+            }
+            _ => false,
+        });
         let l = &mut self.limits;
         set("AUDITLOG_QUERY_LIMITS_DEFAULT_PAGE_SIZE", &mut |v| assign(&mut l.default_page_size, v));
         set("AUDITLOG_QUERY_LIMITS_MAX_PAGE_SIZE", &mut |v| assign(&mut l.max_page_size, v));

@@ -161,3 +161,28 @@ async fn a_created_key_authenticates_until_revoked() {
     let actions = platform_trail(&api, trail.as_mut(), &tenant, "api_key.create").await;
     assert_eq!(actions, ["api_key.revoke", "api_key.create"], "one revocation recorded, then the marker");
 }
+
+#[tokio::test]
+async fn a_dedicated_topic_is_kept_forever_and_replicated_as_configured_never_by_broker_defaults() {
+    use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+
+    let mut config = test_config();
+    config.dedicated_topic_replication_factor = 1;
+    config.dedicated_topic_min_insync_replicas = Some(1);
+    let api = api_with(config).await;
+    let id = unique("ded");
+    let created = call(&api, "POST", "/v1/tenants", Some(&admin()), Some(json!({"id": id, "dedicated_topic": true}))).await;
+    assert_eq!(created.status.as_u16(), 201, "{}", String::from_utf8_lossy(&created.body));
+
+    let topic = api.config.dedicated_topic(&id);
+    let admin_client: AdminClient<DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", env_or("AUDITLOG_KAFKA_BOOTSTRAP", "127.0.0.1:9092")).create().expect("an admin client");
+    let described = admin_client.describe_configs([&ResourceSpecifier::Topic(&topic)], &AdminOptions::new()).await.expect("describe configs");
+    let resource = described[0].as_ref().expect("the topic exists");
+    for (name, value) in [("retention.ms", "-1"), ("min.insync.replicas", "1")] {
+        let entry = resource.get(name).unwrap_or_else(|| panic!("{name} of {topic}"));
+        assert_eq!(entry.value.as_deref(), Some(value), "{name} of {topic}");
+        assert_eq!(entry.source, ConfigSource::DynamicTopic, "{name} of {topic} is set on the topic, not inherited from the broker");
+    }
+}

@@ -19,7 +19,7 @@ pub mod resolve;
 pub mod search_index;
 pub mod topics;
 
-pub use event_log::{EventLog, LogConsumer, LogError, LogPosition, LogRecord, LogTail, OutgoingRecord, PartitionLag, TopicSelector, Watermarks};
+pub use event_log::{EventLog, LogConsumer, LogError, LogPosition, LogRecord, LogTail, OutgoingRecord, PartitionLag, TopicSelector, TopicSpec, Watermarks};
 pub use event_log::embedded::FileEventLog;
 pub use event_store::embedded::FjallEventStore;
 pub use event_store::{EventStore, StoreError};

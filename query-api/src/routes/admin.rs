@@ -106,7 +106,7 @@ fn parse_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<
 }
 
 async fn dedicate(state: &QueryState, tenant: &str) -> Result<(), QueryError> {
-    state.backends().log.ensure_topic(&state.config().dedicated_topic(tenant), DEDICATED_PARTITIONS).await?;
+    state.backends().log.ensure_topic_as(&state.config().dedicated_topic_spec(tenant, DEDICATED_PARTITIONS)).await?;
     Ok(())
 }
 

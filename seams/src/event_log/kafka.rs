@@ -128,19 +128,7 @@ impl std::fmt::Debug for KafkaEventLog {
     }
 }
 
-/// A topic as `auditlog init` creates it: partitions, replication and topic configs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicSpec {
-    /// The topic's name.
-    pub name: String,
-    /// Partitions.
-    pub partitions: i32,
-    /// Replicas of each partition; -1 takes the broker's `default.replication.factor`.
-    pub replication_factor: i32,
-    /// Topic configs set at creation, e.g. `retention.ms`, `cleanup.policy`,
-    /// `min.insync.replicas`.
-    pub configs: Vec<(String, String)>,
-}
+pub use super::TopicSpec;
 
 /// What [`KafkaEventLog::create_topic`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,6 +278,10 @@ impl EventLog for KafkaEventLog {
         // -1: the broker's default.replication.factor (KIP-464).
         let spec = TopicSpec { name: name.to_owned(), partitions, replication_factor: -1, configs: Vec::new() };
         self.create_topic(&spec).await.map(|_| ())
+    }
+
+    async fn ensure_topic_as(&self, spec: &TopicSpec) -> Result<(), LogError> {
+        self.create_topic(spec).await.map(|_| ())
     }
 
     async fn watermarks(&self, topics: &TopicSelector) -> Result<Vec<Watermarks>, LogError> {

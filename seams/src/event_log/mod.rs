@@ -129,6 +129,21 @@ pub enum LogError {
     Config(String),
 }
 
+/// A topic as a deployment creates it (`auditlog init`, dedicated tenant topics): partitions,
+/// replication and topic configs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// The topic's name.
+    pub name: String,
+    /// Partitions.
+    pub partitions: i32,
+    /// Replicas of each partition; -1 takes the broker's `default.replication.factor`.
+    pub replication_factor: i32,
+    /// Topic configs set at creation, e.g. `retention.ms`, `cleanup.policy`,
+    /// `min.insync.replicas`.
+    pub configs: Vec<(String, String)>,
+}
+
 /// An append-only, partitioned, durable log of records.
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
@@ -159,6 +174,14 @@ pub trait EventLog: Send + Sync + 'static {
     /// to a dedicated topic needs it before its first event). Replication is the log's
     /// default.
     async fn ensure_topic(&self, name: &str, partitions: i32) -> Result<(), LogError>;
+
+    /// Creates the topic of `spec` unless it exists, with its replication and topic configs
+    /// where the log has such settings (Kafka: a dedicated tenant topic then keeps its events
+    /// as the shared one does, never by the broker's default retention); other logs take the
+    /// partitions only.
+    async fn ensure_topic_as(&self, spec: &TopicSpec) -> Result<(), LogError> {
+        self.ensure_topic(&spec.name, spec.partitions).await
+    }
 
     /// The watermarks of every partition of every topic `topics` selects now (replay
     /// progress, reconciliation, consumer lag).
