@@ -12,8 +12,8 @@
 //!   (no credential may name it), with the tenant it concerns as a target of type `tenant`:
 //!   platform operators read it on the topic (`auditlog tail`) or in the read models. It is
 //!   deliberately not copied into the tenant's own events, which hold only what the tenant's
-//!   producers sent (its lists, counts and exports stay exactly theirs); a read route for a
-//!   tenant's own admin trail is still to come.
+//!   producers sent (its lists, counts and exports stay exactly theirs); the tenant's
+//!   `tenant_admin` reads its own trail at `GET /v1/tenants/{id}/admin-events`.
 
 use auditlog_api_common::auth::Principal;
 use auditlog_schemas::{Actor, ActorType, AuditEvent, Outcome, Severity, Target};

@@ -26,7 +26,7 @@ const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
     info(title = "auditlog query API", description = "Tenant-scoped reads, search, stats, exports, live tail and administration of audit events"),
     paths(events::list, events::get, stats::stats, export::export, stream::stream,
         admin::create_tenant, admin::list_tenants, admin::get_tenant, admin::update_tenant, admin::delete_tenant,
-        admin::create_api_key, admin::list_api_keys, admin::revoke_api_key, healthz, readyz),
+        admin::create_api_key, admin::list_api_keys, admin::revoke_api_key, admin::list_admin_events, healthz, readyz),
     components(schemas(events::EventPage, stats::StatsAnswer, stats::GroupCount, stats::Bucket, admin::NewTenant, admin::NewApiKey, admin::TenantList, admin::ApiKeyList)),
     modifiers(&Security),
 )]

@@ -27,6 +27,7 @@ pub fn router(state: QueryState) -> Router {
         .route("/v1/tenants", get(admin::list_tenants).post(admin::create_tenant))
         .route("/v1/tenants/{id}", get(admin::get_tenant).patch(admin::update_tenant).delete(admin::delete_tenant))
         .route("/v1/tenants/{id}/api-keys", get(admin::list_api_keys).post(admin::create_api_key))
+        .route("/v1/tenants/{id}/admin-events", get(admin::list_admin_events))
         .route("/v1/tenants/{id}/api-keys/{key_id}", axum::routing::delete(admin::revoke_api_key));
     let ops = Router::new()
         .route("/healthz", get(ops::healthz))

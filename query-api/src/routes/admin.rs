@@ -18,7 +18,7 @@ use auditlog_tenant_registry::{ApiKeyRecord, IssuedKey, Role, TenantPatch, Tenan
 use time::OffsetDateTime;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -328,4 +328,45 @@ pub async fn revoke_api_key(State(state): State<QueryState>, caller: Caller, Pat
     let action = AdminAction { action: "api_key.revoke", actor: &caller.0, targets, metadata };
     audited(&state, action, async { Ok(tenants.revoke_api_key(&id, &key_id).await?) }).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/tenants/{id}/admin-events`: the tenant's admin trail, newest first: every admin
+/// action on the tenant (tenant settings, deletion, retention, API keys), as the platform
+/// recorded it (tenant `system`, target `tenant` = id), paged like `GET /v1/events`. For the
+/// tenant's own `tenant_admin`, or a platform admin. The trail is kept out of the tenant's own
+/// events, so its lists, counts and exports hold only what its producers sent.
+#[utoipa::path(get, path = "/v1/tenants/{id}/admin-events", tag = "admin",
+    params(("id" = String, Path), ("limit" = Option<usize>, Query, description = "1..=1000, default 100"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = crate::routes::events::EventPage), (status = 400), (status = 403), (status = 404), (status = 503)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn list_admin_events(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<crate::routes::events::EventPage>, QueryError> {
+    caller.require_tenant_admin(&id)?;
+    if state.backends().tenants.tenant(&id).is_none() {
+        return Err(QueryError::NotFound);
+    }
+    let params = crate::params::Params::parse(raw.as_deref(), &[&["limit", "cursor"]])?;
+    let limits = &state.config().limits;
+    let limit = params.limit(limits.default_page_size, limits.max_page_size)?;
+    // The cursor is bound to this tenant's trail: it opens no other.
+    let query = format!("admin-events:{id}");
+    let after = match params.get("cursor") {
+        None => None,
+        Some(cursor) => Some(state.cursors().open(cursor, audit::SYSTEM_TENANT, &query)?.1),
+    };
+    let filter = auditlog_seams::EventFilter {
+        tenant_id: audit::SYSTEM_TENANT.to_owned(),
+        target_type: Some("tenant".to_owned()),
+        target_id: Some(id.clone()),
+        ..auditlog_seams::EventFilter::default()
+    };
+    let backend = crate::cursor::Backend::Store;
+    let page = crate::reads::page(&state, backend, &filter, &auditlog_seams::PageRequest { limit, after }).await?;
+    let next_cursor = page.next.map(|inner| state.cursors().seal(backend, audit::SYSTEM_TENANT, &query, &inner));
+    Ok(Json(crate::routes::events::EventPage { events: page.events.into_iter().map(|s| s.event).collect(), next_cursor }))
 }
