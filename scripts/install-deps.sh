@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing auditlog needs on a fresh Debian/Ubuntu machine, and
 # nothing when it is already there: a C toolchain and headers for librdkafka, Java 17 and
-# Maven for the local stack, curl. Rust itself comes from rustup (https://rustup.rs).
+# Maven for the local stack, curl, and FUSE with Python's fusepy for the power-loss test
+# (auditlog/tests/power_loss.rs). Rust itself comes from rustup (https://rustup.rs).
 set -euo pipefail
 
 need=()
@@ -13,6 +14,8 @@ command -v javac >/dev/null || need+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || need+=(maven)
 dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
 dpkg -s zlib1g-dev >/dev/null 2>&1 || need+=(zlib1g-dev)
+command -v fusermount >/dev/null || need+=(fuse3)
+/usr/bin/python3 -c 'import fusepy' >/dev/null 2>&1 || need+=(python3-fusepy)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
