@@ -7,19 +7,20 @@
 //! acknowledged before its fsync. Needs /dev/fuse, fusermount and python3-fusepy
 //! (`scripts/install-deps.sh`); without them the test fails, it never skips.
 
+mod standalone_support;
+
 use std::collections::HashSet;
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
+use standalone_support::{Server, list_all, load};
 
-const BIN: &str = env!("CARGO_BIN_EXE_auditlog");
 /// Longest wait for the acknowledged events to reach both views after the restart.
 const CONVERGE: Duration = Duration::from_secs(30);
 /// How long each fsync of the lossy filesystem takes: long enough that a batch's bytes sit
@@ -100,116 +101,6 @@ impl Drop for LossyFs {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
-
-/// A running `auditlog standalone`, killed (SIGKILL) when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Self {
-        let port = free_port();
-        let mut child = Command::new(BIN)
-            .args(["standalone", "--data-dir"])
-            .arg(dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("RUST_LOG", "warn")
-            .env("AUDITLOG_GATEWAY_REGISTRY_URL", "http://127.0.0.1:9/unreachable")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let sink = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let ready = line.starts_with("First start") || line.starts_with("Credentials:");
-                sink.lock().expect("lines").push(line);
-                if ready {
-                    let _ = ready_tx.send(());
-                }
-            }
-        });
-        if ready_rx.recv_timeout(Duration::from_secs(60)).is_err() {
-            let _ = child.kill();
-            panic!("standalone did not start: {:?}", lines.lock().expect("lines"));
-        }
-        Self { child, url: format!("http://127.0.0.1:{port}"), stderr: lines }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().expect("lines").join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn api_key(dir: &Path) -> String {
-    let credentials: Value = serde_json::from_slice(&std::fs::read(dir.join("credentials.json")).expect("credentials")).expect("json");
-    credentials["api_key"].as_str().expect("api key").to_owned()
-}
-
-/// Every id a listing yields, following cursors; panics on a non-200 page.
-async fn list_all(http: &reqwest::Client, base: &str, query: &str, token: &str) -> Vec<String> {
-    let (mut ids, mut cursor) = (Vec::new(), None::<String>);
-    loop {
-        let mut url = format!("{base}/v1/events?limit=1000{query}");
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let response = http.get(&url).bearer_auth(token).send().await.expect("list");
-        assert_eq!(response.status(), StatusCode::OK, "{url}");
-        let page: Value = response.json().await.expect("json");
-        ids.extend(page["events"].as_array().expect("events").iter().map(|e| e["id"].as_str().expect("id").to_owned()));
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return ids,
-        }
-    }
-}
-
-/// Posts batches of 50 until `stop`, returning every id answered "accepted" in a 202.
-async fn load(base: String, key: String, worker: usize, stop: Arc<AtomicBool>) -> Vec<String> {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
-    let (mut acked, mut n) = (Vec::new(), 0);
-    while !stop.load(Ordering::Relaxed) {
-        let batch: Vec<Value> = (0..50)
-            .map(|_| {
-                n += 1;
-                json!({"id": uuid::Uuid::now_v7().to_string(), "action": "power.load", "actor": {"id": format!("w{worker}"), "type": "user"},
-                       "outcome": "success", "description": format!("powerload event {worker} {n}")})
-            })
-            .collect();
-        let Ok(response) = http.post(format!("{base}/v1/events/batch")).bearer_auth(&key).json(&batch).send().await else {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        };
-        if response.status() != StatusCode::ACCEPTED {
-            continue;
-        }
-        let Ok(answer) = response.json::<Value>().await else { continue };
-        for result in answer["results"].as_array().into_iter().flatten() {
-            if result["status"] == "accepted" {
-                acked.push(result["id"].as_str().expect("id").to_owned());
-            }
-        }
-    }
-    acked
-}
-
 /// Files a program wrote through the mount before the cut: without fsync, with it, and
 /// fsynced then extended. Written before standalone starts, cut by the same power loss.
 fn write_probes(dir: &Path) {
@@ -236,9 +127,9 @@ async fn power_loss_during_ingest_keeps_every_acknowledged_event_and_repairs_the
 
     let data = mountpoint.join("data");
     let server = Server::start(&data);
-    let (base, key) = (server.url.clone(), api_key(&data));
+    let (base, key) = (server.url.clone(), server.key());
     let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..4).map(|w| tokio::spawn(load(base.clone(), key.clone(), w, Arc::clone(&stop)))).collect();
+    let workers: Vec<_> = (0..4).map(|w| tokio::spawn(load(base.clone(), key.clone(), "power", w, Arc::clone(&stop)))).collect();
     tokio::time::sleep(Duration::from_secs(3)).await;
     // The power cut: the filesystem freezes on what was durable, then the process dies.
     let report = tokio::task::block_in_place(|| fs.crash());

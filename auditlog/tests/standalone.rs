@@ -2,114 +2,21 @@
 //! a free port, driven over HTTP and WebSocket with stock clients; a kill -9 during ingest
 //! loses no acknowledged event; a corrupt or newer data directory is refused by name.
 
+mod standalone_support;
+
 use std::collections::HashSet;
-use std::io::{BufRead as _, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use standalone_support::{BIN, Server, free_port, list_all, load};
 
-const BIN: &str = env!("CARGO_BIN_EXE_auditlog");
 /// Longest wait for an acknowledged event to reach both views.
 const CONVERGE: Duration = Duration::from_secs(20);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
-
-/// A running `auditlog standalone`, killed (SIGKILL) when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    dir: PathBuf,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-fn spawn(dir: &Path, port: u16) -> (Child, Arc<Mutex<Vec<String>>>, mpsc::Receiver<()>) {
-    let mut child = Command::new(BIN)
-        .args(["standalone", "--data-dir"])
-        .arg(dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        // Standalone needs no schema registry: one that cannot answer must not matter, even
-        // to /readyz (the real-service suite runs these tests with a registry up).
-        .env("AUDITLOG_GATEWAY_REGISTRY_URL", "http://127.0.0.1:9/unreachable")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let sink = Arc::clone(&lines);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            // Ready once the banner, printed after the credentials exist, has been read
-            // ("First start: ..." on a first start, "Credentials: ..." on later ones); the
-            // line is stored before readiness is signalled, so the test sees it.
-            let ready = line.starts_with("First start") || line.starts_with("Credentials:");
-            sink.lock().expect("lines").push(line);
-            if ready {
-                let _ = ready_tx.send(());
-            }
-        }
-    });
-    (child, lines, ready_rx)
-}
-
-impl Server {
-    fn start(dir: &Path) -> Self {
-        Self::start_on(dir, free_port())
-    }
-
-    fn start_on(dir: &Path, port: u16) -> Self {
-        let (mut child, stderr, ready) = spawn(dir, port);
-        if ready.recv_timeout(Duration::from_secs(30)).is_err() {
-            let _ = child.kill();
-            panic!("standalone did not start: {:?}", stderr.lock().expect("lines"));
-        }
-        Self { child, url: format!("http://127.0.0.1:{port}"), dir: dir.to_path_buf(), stderr }
-    }
-
-    fn credentials(&self) -> Value {
-        serde_json::from_slice(&std::fs::read(self.dir.join("credentials.json")).expect("credentials file")).expect("json")
-    }
-
-    fn key(&self) -> String {
-        self.credentials()["api_key"].as_str().expect("api key").to_owned()
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().expect("lines").join("\n")
-    }
-
-    /// SIGTERM, then the exit status.
-    fn terminate(mut self) -> ExitStatus {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill runs");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "standalone did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Runs the binary on `dir` expecting it to fail at start; answers its stderr.
 fn start_fails(dir: &Path) -> String {
@@ -145,25 +52,6 @@ async fn post(http: &reqwest::Client, url: &str, token: &str, body: &Value) -> (
     let response = http.post(url).bearer_auth(token).json(body).send().await.expect("request");
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
-}
-
-/// Every id a listing yields, following cursors; panics on a non-200 page.
-async fn list_all(http: &reqwest::Client, base: &str, query: &str, token: &str) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut url = format!("{base}/v1/events?limit=1000{query}");
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let (status, page) = get_json(http, &url, token).await;
-        assert_eq!(status, StatusCode::OK, "{url}: {page}");
-        ids.extend(page["events"].as_array().expect("events").iter().map(|e| e["id"].as_str().expect("id").to_owned()));
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return ids,
-        }
-    }
 }
 
 /// Waits until `check` holds, polling.
@@ -439,37 +327,6 @@ async fn restart_reuses_credentials_and_keeps_events() {
     assert_eq!((default["scylla"]["count"].clone(), default["opensearch"]["count"].clone()), (json!(1), json!(1)), "{default}");
 }
 
-/// Posts batches until `stop`, returning every id answered 202 (accepted) before the crash.
-async fn load(base: String, key: String, worker: usize, stop: Arc<std::sync::atomic::AtomicBool>) -> Vec<String> {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
-    let mut acked = Vec::new();
-    let mut n = 0;
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let batch: Vec<Value> = (0..50)
-            .map(|i| {
-                n += 1;
-                let mut e = event("crash.load", &format!("w{worker}"), &format!("crashload event {worker} {n} {i}"));
-                e["id"] = json!(uuid::Uuid::now_v7().to_string());
-                e
-            })
-            .collect();
-        let Ok(response) = http.post(format!("{base}/v1/events/batch")).bearer_auth(&key).json(&batch).send().await else {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        };
-        if response.status() != StatusCode::ACCEPTED {
-            continue;
-        }
-        let Ok(answer) = response.json::<Value>().await else { continue };
-        for result in answer["results"].as_array().into_iter().flatten() {
-            if result["status"] == "accepted" {
-                acked.push(result["id"].as_str().expect("id").to_owned());
-            }
-        }
-    }
-    acked
-}
-
 #[tokio::test]
 async fn kill_9_during_ingest_loses_no_acknowledged_event() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -477,7 +334,7 @@ async fn kill_9_during_ingest_loses_no_acknowledged_event() {
     let mut server = Server::start_on(dir.path(), port);
     let (base, key) = (server.url.clone(), server.key());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let workers: Vec<_> = (0..4).map(|w| tokio::spawn(load(base.clone(), key.clone(), w, Arc::clone(&stop)))).collect();
+    let workers: Vec<_> = (0..4).map(|w| tokio::spawn(load(base.clone(), key.clone(), "crash", w, Arc::clone(&stop)))).collect();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     server.child.kill().expect("SIGKILL");
     server.child.wait().expect("reaped");
