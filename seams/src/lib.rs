@@ -14,6 +14,7 @@
 
 pub mod event_log;
 pub mod event_store;
+pub mod ledger_store;
 pub mod query;
 pub mod resolve;
 pub mod search_index;
