@@ -283,8 +283,13 @@ async fn bad_input_is_a_problem_naming_the_field_and_writes_nothing() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, ready) = get_json(&http, &format!("{base}/readyz"), "").await;
     assert_eq!(status, StatusCode::OK, "{ready}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(list_all(&http, &base, "", &key).await.is_empty(), "rejected input wrote nothing");
+    // A valid event sent after the rejected input: once it is listed, everything sent before
+    // it has been processed, and it must be the only event.
+    let (status, marker) = post(&http, &format!("{base}/v1/events"), &key, &event("marker.sent", "zed", "after the rejected input")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{marker}");
+    let marker = marker["id"].as_str().expect("id").to_owned();
+    eventually("the marker is listed", || async { list_all(&http, &base, "", &key).await.contains(&marker) }).await;
+    assert_eq!(list_all(&http, &base, "", &key).await, [marker], "rejected input wrote nothing");
 }
 
 #[tokio::test]

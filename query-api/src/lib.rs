@@ -8,6 +8,7 @@
 //! - [`reads`]: which read model serves a filter (store for keyed reads, index for the rest);
 //! - [`cursor`]: HMAC-signed cursors bound to tenant and query;
 //! - [`live`]: one shared log tail fanned out to bounded per-client buffers;
+//! - [`matching`]: whether one event passes a filter (live tail, replay);
 //! - [`quota`]: per-tenant read rate (429) and the cap on requests served at once (503);
 //! - [`retention`]: per-tenant cutoff on reads and the purge sweeper;
 //! - [`audit`]: admin actions recorded as events of tenant `system`;
@@ -23,6 +24,7 @@ pub mod config;
 pub mod cursor;
 pub mod error;
 pub mod live;
+pub mod matching;
 pub mod metrics;
 pub mod ops;
 pub mod params;

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::QueryConfig;
 use crate::error::QueryError;
-use crate::reads::matches;
+use crate::matching::matches;
 
 /// How often the hub looks for tenants newly pinned to a dedicated topic.
 const TOPIC_RECHECK: Duration = Duration::from_secs(30);

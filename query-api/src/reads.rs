@@ -6,7 +6,6 @@
 //! time range for (action, outcome, severity, a lone target type or id). The store is also
 //! read-your-writes, whereas the index becomes visible after its refresh interval.
 
-use auditlog_schemas::AuditEvent;
 use auditlog_seams::{EventFilter, Page, PageRequest};
 
 use crate::cursor::Backend;
@@ -37,23 +36,6 @@ pub async fn page(state: &QueryState, backend: Backend, filter: &EventFilter, re
     };
     crate::metrics::backend_read(backend, started.elapsed());
     answer.map_err(|_| QueryError::Unavailable(format!("{backend:?} read timed out")))?
-}
-
-/// Whether `event` passes `filter` (live tail; the read models apply filters themselves).
-/// `q` matches case-insensitively as a substring of the action, actor id and name, and
-/// description — close to, not the same as, the index's full-text analysis.
-pub fn matches(event: &AuditEvent, filter: &EventFilter) -> bool {
-    filter.matches(event) && filter.text.as_ref().is_none_or(|q| text_matches(event, q))
-}
-
-fn text_matches(event: &AuditEvent, query: &str) -> bool {
-    let haystack = [Some(event.action.as_str()), Some(event.actor.id.as_str()), event.actor.name.as_deref(), event.description.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase();
-    query.split_whitespace().all(|word| haystack.contains(&word.to_lowercase()))
 }
 
 #[cfg(test)]

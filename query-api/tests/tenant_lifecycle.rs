@@ -128,13 +128,34 @@ fn registered(api: &Api, id: &str) -> TenantSettings {
     TenantRegistry::tenant(api.tenants.as_ref(), id).expect("registered")
 }
 
+/// Every record of the API's topic, up to its high watermark now: read to the end the log
+/// reports, not until a quiet spell, so a record that is late cannot be missed.
+async fn log_records(api: &Api) -> Vec<auditlog_seams::LogRecord> {
+    let topic = api.config.topic();
+    let marks = api.log.watermarks(&TopicSelector::Topics(vec![topic.clone()])).await.expect("watermarks");
+    let end = marks.iter().map(|w| w.high).max().unwrap_or(0);
+    let mut records = Vec::new();
+    if end == 0 {
+        return records;
+    }
+    let mut tail = api.log.tail_from(&LogPosition { topic, partition: 0, offset: 0 }).await.expect("tail");
+    while records.len() < usize::try_from(end).expect("an offset") {
+        let record = tokio::time::timeout(Duration::from_secs(10), tail.next()).await.expect("the log serves up to its watermark").expect("reads");
+        let last = record.position.offset + 1 >= end;
+        records.push(record);
+        if last {
+            break;
+        }
+    }
+    records
+}
+
 /// The platform's admin events (tenant `system`) in the log that concern `tenant` (all of
 /// them for `system`), as `action:outcome`.
 async fn trail(api: &Api, tenant: &str) -> Vec<String> {
-    let mut tail = api.log.tail_from(&LogPosition { topic: api.config.topic(), partition: 0, offset: 0 }).await.expect("tail");
     let codec = WireCodec::embedded();
     let mut actions = Vec::new();
-    while let Ok(Ok(record)) = tokio::time::timeout(Duration::from_millis(300), tail.next()).await {
+    for record in log_records(api).await {
         let event = codec.decode(&record.payload).await.expect("decodes");
         let concerns = tenant == "system" || event.targets.iter().any(|t| t.kind == "tenant" && t.id == tenant);
         if event.tenant_id == "system" && concerns {
@@ -273,10 +294,9 @@ async fn admin_changes_are_recorded_first_and_nothing_applies_when_recording_fai
 
 /// Every record of the topic into the store and the index, as the processors would.
 async fn materialize(api: &Api) {
-    let mut tail = api.log.tail_from(&LogPosition { topic: api.config.topic(), partition: 0, offset: 0 }).await.expect("tail");
     let codec = WireCodec::embedded();
     let mut stored = Vec::new();
-    while let Ok(Ok(record)) = tokio::time::timeout(Duration::from_millis(300), tail.next()).await {
+    for record in log_records(api).await {
         let event = codec.decode(&record.payload).await.expect("decodes");
         stored.push(StoredEvent { event, position: record.position.clone() });
     }

@@ -15,6 +15,10 @@
 //! - **Versioned.** The file names its format and version; a file of a newer version, or one
 //!   that cannot be read, fails the open with an error naming the file (never a silently
 //!   empty registry).
+//! - **Checked on load.** Each record is checked like admin API input (as the Kafka reader
+//!   checks the topic's); a malformed or invalid one is skipped, logged at WARN with its key
+//!   and the reason, and counted in [`crate::RECORDS_REJECTED_METRIC`]. It stays in the file
+//!   until a change of the same entity replaces it.
 //! - **One process.** Only one process may change the file (standalone mode holds the data
 //!   directory's lock); reads answer from memory.
 
@@ -82,8 +86,16 @@ impl FileTenantRegistry {
         let mut version = 0;
         for (key, value) in &records {
             let bytes = serde_json::to_vec(value).map_err(|e| file_error(&path, e))?;
-            let change = record::decode(key.as_bytes(), Some(&bytes)).map_err(|e| file_error(&path, e))?;
-            view.apply(change, version);
+            if let Err(rejection) = record::apply_read(&view, key.as_bytes(), Some(&bytes), version) {
+                rejection.count();
+                tracing::warn!(
+                    file = %path.display(),
+                    record = %key,
+                    reason = rejection.reason,
+                    detail = %rejection.detail,
+                    "skipping invalid tenant registry record"
+                );
+            }
             version += 1;
         }
         Ok(Self { path, view, records: tokio::sync::Mutex::new(records), next_version: AtomicI64::new(version) })
@@ -239,7 +251,71 @@ mod tests {
         std::fs::write(&file, format!(r#"{{"format":"{FORMAT_KIND}","version":99,"records":{{}}}}"#)).expect("write");
         let err = FileTenantRegistry::open(&file).expect_err("newer").to_string();
         assert!(err.contains("tenants.json") && err.contains("newer"), "{err}");
-        std::fs::write(&file, format!(r#"{{"format":"{FORMAT_KIND}","version":1,"records":{{"tenant/acme":{{"id":"other"}}}}}}"#)).expect("write");
-        assert!(FileTenantRegistry::open(&file).is_err(), "a record under the wrong key is refused");
+    }
+
+    /// Opens `file` with a recorder of its own; answers the registry and the rejection
+    /// counts it rendered, by reason.
+    fn open_counting(file: &Path) -> (FileTenantRegistry, BTreeMap<String, u64>) {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let registry = metrics::with_local_recorder(&recorder, || FileTenantRegistry::open(file)).expect("a readable file opens");
+        let counts = handle
+            .render()
+            .lines()
+            .filter_map(|line| line.strip_prefix(crate::RECORDS_REJECTED_METRIC)?.strip_prefix("{reason=\""))
+            .filter_map(|rest| {
+                let (reason, value) = rest.split_once("\"} ")?;
+                Some((reason.to_owned(), value.trim().parse().ok()?))
+            })
+            .collect();
+        (registry, counts)
+    }
+
+    #[tokio::test]
+    async fn invalid_records_are_skipped_counted_and_the_valid_ones_around_them_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = path(&dir);
+        let registry = FileTenantRegistry::open(&file).expect("new file");
+        registry.create_tenant(TenantSettings::new("acme")).await.expect("valid tenant");
+        let issued = registry.create_api_key("acme", "ci", vec![Role::Reader]).await.expect("tenant exists");
+        drop(registry);
+
+        // What a hand edit, or another writer, could leave in the file.
+        let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).expect("written")).expect("json");
+        let records = doc["records"].as_object_mut().expect("records");
+        let key = records[&format!("key/{}", issued.key_id)].clone();
+        let hex = api_key::to_hex(&api_key::generate().hash);
+        let smuggled_id = "key_0190f0e8a1b27c3d8e4f5a6b7c8d9e0f";
+        let mut smuggled = key.clone();
+        smuggled["key_id"] = smuggled_id.into();
+        smuggled["tenant_id"] = "system".into();
+        smuggled["key_sha256"] = hex.clone().into();
+        records.insert(format!("key/{smuggled_id}"), smuggled);
+        let elevated_id = "key_0190f0e8a1b27c3d8e4f5a6b7c8d9e1f";
+        let mut elevated = key;
+        elevated["key_id"] = elevated_id.into();
+        elevated["roles"] = serde_json::json!(["platform_admin"]);
+        elevated["key_sha256"] = api_key::to_hex(&api_key::generate().hash).into();
+        records.insert(format!("key/{elevated_id}"), elevated);
+        records.insert("tenant/system".into(), serde_json::json!({"id": "system", "name": "System"}));
+        records.insert("tenant/forever".into(), serde_json::json!({"id": "forever", "name": "F", "retention_days": 0}));
+        records.insert("tenant/globex".into(), serde_json::json!({"id": "other", "name": "Globex"}));
+        records.insert("user/x".into(), serde_json::json!({}));
+        records.insert("tenant/initech".into(), serde_json::json!({"id": "initech", "name": "Initech"}));
+        std::fs::write(&file, serde_json::to_vec(&doc).expect("json")).expect("write");
+
+        let (reopened, counts) = open_counting(&file);
+        let ids: Vec<_> = reopened.list_tenants().into_iter().map(|t| t.id).collect();
+        assert_eq!(ids, ["acme", "initech"], "only the valid tenants load");
+        assert!(api_key::authenticate(&reopened, &issued.key).is_some(), "the valid key still works");
+        assert_eq!(reopened.list_api_keys("acme").map(|k| k.len()), Ok(1), "the platform_admin key is not loaded");
+        assert_eq!(reopened.api_key_by_hash(&api_key::from_hex(&hex).expect("hex")), None, "the reserved tenant's key is not loaded");
+        let expected: BTreeMap<String, u64> = [("invalid_api_key", 2), ("invalid_tenant", 2), ("malformed", 2)].map(|(r, n)| (r.to_owned(), n)).into();
+        assert_eq!(counts, expected);
+
+        reopened.create_tenant(TenantSettings::new("forever")).await.expect("an id whose record was invalid can be registered");
+        drop(reopened);
+        let (again, _) = open_counting(&file);
+        assert_eq!(again.tenant("forever").map(|t| t.retention_days), Some(crate::DEFAULT_RETENTION_DAYS), "the valid record replaced it");
     }
 }

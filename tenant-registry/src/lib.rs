@@ -12,7 +12,9 @@
 //! - [`open_registry`]: picks one from a URI (`kafka://host:port[?topic=...]`,
 //!   `file:///path/tenants.json`, `memory://`);
 //! - [`TenantSettings`], [`TenantPatch`], [`ApiKeyRecord`], [`IssuedKey`] ([`model`]), their
-//!   checks ([`validate`]) and the topic's record format (`record`);
+//!   checks ([`validate`]) and the topic's record format (`record`), whose every record
+//!   read back is checked like admin API input (a rejected one is skipped and counted in
+//!   [`RECORDS_REJECTED_METRIC`]);
 //! - [`api_key`]: key generation, hashing, and [`api_key::authenticate`]; [`Role`].
 
 pub mod api_key;
@@ -37,6 +39,12 @@ pub use memory::InMemoryTenantRegistry;
 pub use model::{ApiKeyRecord, DEFAULT_RETENTION_DAYS, IssuedKey, TenantPatch, TenantSettings, TenantStatus};
 pub use registry::{TenantAdmin, TenantRegistry};
 pub use role::Role;
+
+/// Counter of records read from the registry topic or file and not applied, by `reason`
+/// (`malformed`, `invalid_tenant`, `invalid_api_key`, `conflict`). Every record read back is
+/// checked like admin API input; a rejected one is logged at WARN and skipped, and the reader
+/// goes on with the next.
+pub const RECORDS_REJECTED_METRIC: &str = "auditlog_registry_records_rejected_total";
 
 /// A registry location parsed from a URI.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -135,6 +135,9 @@ impl TenantSettings {
         if self.pending_retention_days.is_some() != self.pending_effective_at.is_some() {
             problems.push(FieldProblem::new("retention_days", "a pending retention needs its effective time"));
         }
+        if self.pending_retention_days.is_some_and(|days| !(1..=MAX_RETENTION_DAYS).contains(&days)) {
+            problems.push(FieldProblem::new("pending_retention_days", format!("must be within 1..={MAX_RETENTION_DAYS}")));
+        }
         validate::check(problems)
     }
 }
@@ -231,6 +234,23 @@ pub struct ApiKeyRecord {
     /// When the key was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+impl ApiKeyRecord {
+    /// Every problem of this record, or `Ok`: what the admin API requires of a key it issues
+    /// (a key id as issued, a registrable tenant, a usable name, at least one role and never
+    /// `platform_admin`), checked again on every record read back from the topic or the file.
+    pub fn validate(&self) -> Result<(), RegistryError> {
+        let mut problems = Vec::new();
+        if let Some(m) = validate::key_id_problem(&self.key_id) {
+            problems.push(FieldProblem::new("key_id", m));
+        }
+        if let Some(m) = validate::tenant_id_problem(&self.tenant_id) {
+            problems.push(FieldProblem::new("tenant_id", m));
+        }
+        problems.extend(validate::api_key_problems(&self.name, &self.roles));
+        validate::check(problems)
+    }
 }
 
 /// A key as created: its id and the secret, shown this once (`201 {key_id, key}`).

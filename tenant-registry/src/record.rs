@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::api_key::{from_hex, to_hex};
-use crate::view::Change;
-use crate::{ApiKeyRecord, Role, TenantSettings};
+use crate::view::{Change, View};
+use crate::{ApiKeyRecord, RegistryError, Role, TenantSettings, validate};
 
 const TENANT_PREFIX: &str = "tenant/";
 const KEY_PREFIX: &str = "key/";
@@ -18,7 +18,7 @@ struct StoredKey {
     key_id: String,
     tenant_id: String,
     name: String,
-    /// Role names; names this version does not know are dropped when read.
+    /// Role names; a record naming a role this version does not know is refused when read.
     roles: Vec<String>,
     revoked: bool,
     #[serde(with = "time::serde::rfc3339")]
@@ -50,41 +50,109 @@ pub(crate) fn encode(change: &Change) -> Option<(String, Vec<u8>)> {
     value.ok().map(|v| (key, v))
 }
 
-/// The change a record carries.
-pub(crate) fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Change, String> {
-    let key = std::str::from_utf8(key).map_err(|_| "record key is not utf-8".to_owned())?;
+/// Why a record read from the registry topic or file was not applied. `reason` is the metric
+/// label ([`crate::RECORDS_REJECTED_METRIC`]); `detail` says what is wrong (never a secret:
+/// records hold none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rejection {
+    /// `malformed` (not a record this version can read), `invalid_tenant`, `invalid_api_key`
+    /// (fails the checks the admin API applies to its input) or `conflict` (contradicts the
+    /// state already applied, e.g. a key moved to another tenant).
+    pub(crate) reason: &'static str,
+    pub(crate) detail: String,
+}
+
+impl Rejection {
+    fn new(reason: &'static str, detail: impl Into<String>) -> Self {
+        Self { reason, detail: detail.into() }
+    }
+
+    fn malformed(detail: impl Into<String>) -> Self {
+        Self::new("malformed", detail)
+    }
+
+    /// Counts this rejection in [`crate::RECORDS_REJECTED_METRIC`].
+    pub(crate) fn count(&self) {
+        metrics::counter!(crate::RECORDS_REJECTED_METRIC, "reason" => self.reason).increment(1);
+    }
+}
+
+fn invalid(reason: &'static str, err: RegistryError) -> Rejection {
+    Rejection::new(reason, err.to_string())
+}
+
+/// The change a record carries, checked like the admin API's input: a record that any
+/// producer on the topic could have written is trusted no more than a request.
+pub(crate) fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Change, Rejection> {
+    let key = std::str::from_utf8(key).map_err(|_| Rejection::malformed("record key is not utf-8"))?;
     if let Some(id) = key.strip_prefix(TENANT_PREFIX) {
-        let Some(value) = value else { return Ok(Change::RemoveTenant(id.to_owned())) };
-        let settings: TenantSettings = serde_json::from_slice(value).map_err(|e| format!("tenant value: {e}"))?;
+        let Some(value) = value else {
+            return match validate::tenant_id_problem(id) {
+                None => Ok(Change::RemoveTenant(id.to_owned())),
+                Some(m) => Err(Rejection::new("invalid_tenant", format!("tombstone of tenant {id:?}: {m}"))),
+            };
+        };
+        let settings: TenantSettings = serde_json::from_slice(value).map_err(|e| Rejection::malformed(format!("tenant value: {e}")))?;
         if settings.id != id {
-            return Err(format!("tenant value names {:?} under key {key:?}", settings.id));
+            return Err(Rejection::malformed(format!("tenant value names {:?} under key {key:?}", settings.id)));
         }
+        settings.validate().map_err(|e| invalid("invalid_tenant", e))?;
         return Ok(Change::Tenant(settings));
     }
     if let Some(key_id) = key.strip_prefix(KEY_PREFIX) {
-        let Some(value) = value else { return Ok(Change::RemoveKey(key_id.to_owned())) };
-        let stored: StoredKey = serde_json::from_slice(value).map_err(|e| format!("api key value: {e}"))?;
+        let Some(value) = value else {
+            return match validate::key_id_problem(key_id) {
+                None => Ok(Change::RemoveKey(key_id.to_owned())),
+                Some(m) => Err(Rejection::new("invalid_api_key", format!("tombstone of key {key_id:?}: {m}"))),
+            };
+        };
+        let stored: StoredKey = serde_json::from_slice(value).map_err(|e| Rejection::malformed(format!("api key value: {e}")))?;
         if stored.key_id != key_id {
-            return Err(format!("api key value names {:?} under key {key:?}", stored.key_id));
+            return Err(Rejection::malformed(format!("api key value names {:?} under key {key:?}", stored.key_id)));
         }
-        let hash = from_hex(&stored.key_sha256).ok_or("api key value has a malformed key_sha256")?;
+        // Only the form `to_hex` writes: 64 lowercase hex digits.
+        let hash = from_hex(&stored.key_sha256)
+            .filter(|hash| to_hex(hash) == stored.key_sha256)
+            .ok_or_else(|| Rejection::new("invalid_api_key", "key_sha256 must be 64 lowercase hex digits"))?;
+        let mut roles = Vec::with_capacity(stored.roles.len());
+        for name in &stored.roles {
+            let role = Role::parse(name).ok_or_else(|| Rejection::new("invalid_api_key", format!("roles: unknown role {name:?}")))?;
+            roles.push(role);
+        }
+        roles.sort();
+        roles.dedup();
         let record = ApiKeyRecord {
             key_id: stored.key_id,
             tenant_id: stored.tenant_id,
             name: stored.name,
-            roles: stored.roles.iter().filter_map(|r| Role::parse(r)).collect(),
+            roles,
             revoked: stored.revoked,
             created_at: stored.created_at,
         };
+        record.validate().map_err(|e| invalid("invalid_api_key", e))?;
         return Ok(Change::Key { hash, record });
     }
-    Err(format!("unknown record key {key:?}"))
+    Err(Rejection::malformed(format!("unknown record key {key:?}")))
+}
+
+/// Decodes one record read back (from the topic or the file) and applies it to `view` at
+/// `version`, unless it is malformed, invalid, or contradicts what `view` holds; the caller
+/// logs and counts a rejection, then goes on with the next record.
+pub(crate) fn apply_read(view: &View, key: &[u8], value: Option<&[u8]>, version: i64) -> Result<(), Rejection> {
+    let change = decode(key, value)?;
+    if let Some(detail) = view.conflict(&change) {
+        return Err(Rejection::new("conflict", detail));
+    }
+    view.apply(change, version);
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api_key;
+
+    const KEY_ID: &str = "key_0190f0e8a1b27c3d8e4f5a6b7c8d9e0f";
 
     #[test]
     fn tenants_and_keys_round_trip_and_the_secret_is_not_in_the_value() {
@@ -95,7 +163,7 @@ mod tests {
 
         let generated = api_key::generate();
         let record = ApiKeyRecord {
-            key_id: "key_1".into(),
+            key_id: KEY_ID.into(),
             tenant_id: "acme".into(),
             name: "ci".into(),
             roles: vec![Role::Writer, Role::Reader],
@@ -104,7 +172,7 @@ mod tests {
         };
         let change = Change::Key { hash: generated.hash, record };
         let (key, value) = encode(&change).expect("upsert");
-        assert_eq!(key, "key/key_1");
+        assert_eq!(key, format!("key/{KEY_ID}"));
         let text = String::from_utf8(value.clone()).expect("json");
         assert!(!text.contains(&generated.secret) && !text.contains(&generated.secret[4..]));
         assert!(text.contains(&api_key::to_hex(&generated.hash)));
@@ -114,11 +182,80 @@ mod tests {
     #[test]
     fn tombstones_remove_and_malformed_records_are_refused() {
         assert_eq!(decode(b"tenant/acme", None), Ok(Change::RemoveTenant("acme".into())));
-        assert_eq!(decode(b"key/key_1", None), Ok(Change::RemoveKey("key_1".into())));
+        let tombstone = format!("key/{KEY_ID}");
+        assert_eq!(decode(tombstone.as_bytes(), None), Ok(Change::RemoveKey(KEY_ID.into())));
         assert!(decode(b"tenant/acme", Some(br#"{"id":"globex"}"#)).is_err(), "value must match its key");
         assert!(decode(b"tenant/acme", Some(b"not json")).is_err());
         assert!(decode(b"user/x", Some(b"{}")).is_err());
-        let bad_hash = br#"{"key_id":"k","tenant_id":"a","name":"n","roles":[],"revoked":false,"created_at":"2026-01-01T00:00:00Z","key_sha256":"xx"}"#;
-        assert!(decode(b"key/k", Some(bad_hash)).is_err());
+        let bad_hash = key_value(KEY_ID, "acme", r#"["writer"]"#, "xx");
+        assert_eq!(decode(tombstone.as_bytes(), Some(&bad_hash)).map_err(|r| r.reason), Err("invalid_api_key"));
+        assert_eq!(decode(b"tenant/acme", Some(b"not json")).map_err(|r| r.reason), Err("malformed"));
+    }
+
+    fn key_value(key_id: &str, tenant: &str, roles: &str, hash: &str) -> Vec<u8> {
+        format!(
+            r#"{{"key_id":"{key_id}","tenant_id":"{tenant}","name":"ci","roles":{roles},"revoked":false,"created_at":"2026-01-01T00:00:00Z","key_sha256":"{hash}"}}"#
+        )
+        .into_bytes()
+    }
+
+    fn reason(key: &str, value: &[u8]) -> Result<(), &'static str> {
+        decode(key.as_bytes(), Some(value)).map(|_| ()).map_err(|r| r.reason)
+    }
+
+    #[test]
+    fn records_are_checked_like_admin_api_input() {
+        let hex = api_key::to_hex(&api_key::generate().hash);
+        let key = format!("key/{KEY_ID}");
+        assert_eq!(reason(&key, &key_value(KEY_ID, "acme", r#"["writer","reader","writer"]"#, &hex)), Ok(()));
+        let invalid_keys = [
+            key_value(KEY_ID, "system", r#"["reader"]"#, &hex),
+            key_value(KEY_ID, "Acme", r#"["reader"]"#, &hex),
+            key_value(KEY_ID, "acme", r#"["platform_admin"]"#, &hex),
+            key_value(KEY_ID, "acme", r#"["root"]"#, &hex),
+            key_value(KEY_ID, "acme", r#"[]"#, &hex),
+            key_value(KEY_ID, "acme", r#"["reader"]"#, &hex.to_uppercase()),
+            key_value(KEY_ID, "acme", r#"["reader"]"#, &hex[..62]),
+        ];
+        for value in &invalid_keys {
+            assert_eq!(reason(&key, value), Err("invalid_api_key"), "{}", String::from_utf8_lossy(value));
+        }
+        assert_eq!(reason("key/key_1", &key_value("key_1", "acme", r#"["reader"]"#, &hex)), Err("invalid_api_key"), "key id shape");
+        let blank_name = String::from_utf8(key_value(KEY_ID, "acme", r#"["reader"]"#, &hex)).expect("utf-8").replace(r#""ci""#, r#"" ""#);
+        assert_eq!(reason(&key, blank_name.as_bytes()), Err("invalid_api_key"));
+
+        assert_eq!(reason("tenant/acme", br#"{"id":"acme","name":"Acme"}"#), Ok(()));
+        for value in [
+            &br#"{"id":"acme","name":""}"#[..],
+            br#"{"id":"acme","name":"Acme","retention_days":0}"#,
+            br#"{"id":"acme","name":"Acme","retention_days":36501}"#,
+            br#"{"id":"acme","name":"Acme","rate_limit_per_sec":0}"#,
+            br#"{"id":"acme","name":"Acme","status":"deleting"}"#,
+            br#"{"id":"acme","name":"Acme","pending_retention_days":0,"pending_effective_at":"2026-01-01T00:00:00Z"}"#,
+        ] {
+            assert_eq!(reason("tenant/acme", value), Err("invalid_tenant"), "{}", String::from_utf8_lossy(value));
+        }
+        assert_eq!(reason("tenant/system", br#"{"id":"system","name":"System"}"#), Err("invalid_tenant"), "reserved");
+        assert_eq!(reason("tenant/a.b", br#"{"id":"a.b","name":"x"}"#), Err("invalid_tenant"));
+        assert_eq!(reason("tenant/acme", br#"{"id":"acme","name":"Acme","status":"superuser"}"#), Err("malformed"), "unknown status");
+        assert_eq!(decode(b"tenant/Bad", None).map_err(|r| r.reason), Err("invalid_tenant"));
+        assert_eq!(decode(b"key/nope", None).map_err(|r| r.reason), Err("invalid_api_key"));
+        assert_eq!(decode(&[0xff, 0xfe], Some(b"{}")).map_err(|r| r.reason), Err("malformed"));
+    }
+
+    #[test]
+    fn a_key_never_moves_to_another_tenant_or_takes_another_keys_hash() {
+        let view = View::default();
+        let hex = api_key::to_hex(&api_key::generate().hash);
+        let key = format!("key/{KEY_ID}");
+        apply_read(&view, key.as_bytes(), Some(&key_value(KEY_ID, "acme", r#"["reader"]"#, &hex)), 0).expect("valid key");
+        let moved = apply_read(&view, key.as_bytes(), Some(&key_value(KEY_ID, "globex", r#"["reader"]"#, &hex)), 1);
+        assert_eq!(moved.map_err(|r| r.reason), Err("conflict"));
+        let other = "key_0190f0e8a1b27c3d8e4f5a6b7c8d9e1f";
+        let stolen = apply_read(&view, format!("key/{other}").as_bytes(), Some(&key_value(other, "acme", r#"["reader"]"#, &hex)), 2);
+        assert_eq!(stolen.map_err(|r| r.reason), Err("conflict"));
+        assert_eq!(view.key_by_hash(&api_key::from_hex(&hex).expect("hex")).map(|r| (r.key_id, r.tenant_id)), Some((KEY_ID.into(), "acme".into())));
+        let revoked = String::from_utf8(key_value(KEY_ID, "acme", r#"["reader"]"#, &hex)).expect("utf-8").replace(r#""revoked":false"#, r#""revoked":true"#);
+        apply_read(&view, key.as_bytes(), Some(revoked.as_bytes()), 3).expect("the same key's next state applies");
     }
 }

@@ -85,6 +85,11 @@ pub(crate) fn check(problems: Vec<FieldProblem>) -> Result<(), RegistryError> {
 /// Checks a new key's name and roles: at least one role, and never `platform_admin` (a key
 /// is scoped to one tenant; a tenant admin must not mint platform-wide power).
 pub fn api_key_request(name: &str, roles: &[Role]) -> Result<(), RegistryError> {
+    check(api_key_problems(name, roles))
+}
+
+/// The problems [`api_key_request`] reports, for checks that add their own.
+pub(crate) fn api_key_problems(name: &str, roles: &[Role]) -> Vec<FieldProblem> {
     let mut problems = Vec::new();
     if let Some(m) = name_problem(name) {
         problems.push(FieldProblem::new("name", m));
@@ -95,7 +100,17 @@ pub fn api_key_request(name: &str, roles: &[Role]) -> Result<(), RegistryError> 
     if roles.contains(&Role::PlatformAdmin) {
         problems.push(FieldProblem::new("roles", "platform_admin cannot be granted to a tenant's api key"));
     }
-    check(problems)
+    problems
+}
+
+/// Prefix of every API key id; the rest is 32 lowercase hex digits (a UUIDv7, simple form).
+pub const KEY_ID_PREFIX: &str = "key_";
+
+/// Why `key_id` is not an API key id as the registry issues them, if it is not.
+pub fn key_id_problem(key_id: &str) -> Option<String> {
+    let hex = key_id.strip_prefix(KEY_ID_PREFIX).unwrap_or_default();
+    let well_formed = hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (!well_formed).then(|| format!("must be {KEY_ID_PREFIX} followed by 32 lowercase hex digits"))
 }
 
 #[cfg(test)]
@@ -121,6 +136,14 @@ mod tests {
         assert!(name_problem("a\nb").is_some());
         assert!(name_problem(&"é".repeat(129)).is_some());
         assert_eq!(name_problem(&"é".repeat(128)), None);
+    }
+
+    #[test]
+    fn key_ids_are_the_issued_shape() {
+        assert_eq!(key_id_problem(&format!("key_{}", uuid::Uuid::now_v7().simple())), None);
+        for bad in ["", "key_", "key_1", "0123456789abcdef0123456789abcdef", &format!("key_{}", "A".repeat(32)), &format!("key_{}", "a".repeat(33))] {
+            assert!(key_id_problem(bad).is_some(), "{bad}");
+        }
     }
 
     #[test]

@@ -77,6 +77,25 @@ impl View {
         }
     }
 
+    /// Why `change` contradicts what is applied, if it does: a key never moves to another
+    /// tenant and a secret's hash belongs to one key id (the admin API can do neither, so a
+    /// record that does was not written by it).
+    pub(crate) fn conflict(&self, change: &Change) -> Option<String> {
+        let Change::Key { hash, record } = change else { return None };
+        let inner = self.read();
+        let by_id = inner.key_ids.get(&record.key_id).and_then(|h| inner.keys.get(h));
+        let by_hash = inner.keys.get(hash);
+        for (_, known) in by_id.into_iter().chain(by_hash) {
+            if known.tenant_id != record.tenant_id {
+                return Some(format!("key {} belongs to tenant {:?}, the record names {:?}", known.key_id, known.tenant_id, record.tenant_id));
+            }
+            if known.key_id != record.key_id {
+                return Some(format!("the record's key_sha256 is key {}'s, the record names {}", known.key_id, record.key_id));
+            }
+        }
+        None
+    }
+
     pub(crate) fn tenant(&self, id: &str) -> Option<TenantSettings> {
         self.read().tenants.get(id).map(|(_, s)| s.clone())
     }
@@ -131,7 +150,7 @@ impl View {
         roles.dedup();
         validate::api_key_request(name, &roles)?;
         let generated = api_key::generate();
-        let key_id = format!("key_{}", uuid::Uuid::now_v7().simple());
+        let key_id = format!("{}{}", validate::KEY_ID_PREFIX, uuid::Uuid::now_v7().simple());
         let record = ApiKeyRecord {
             key_id: key_id.clone(),
             tenant_id: tenant_id.to_owned(),

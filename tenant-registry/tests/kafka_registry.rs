@@ -1,5 +1,6 @@
 //! The Kafka tenant registry against the real local broker: changes cross processes within a
-//! second, a late opener replays everything, and secrets never reach the topic.
+//! second, a late opener replays everything, secrets never reach the topic, and records
+//! anyone else produced to the topic are checked like admin API input.
 #![cfg(feature = "real-services")]
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 
 fn bootstrap() -> String {
     std::env::var("AUDITLOG_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
@@ -174,4 +176,114 @@ async fn raw_records(topic: &str, count: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
     })
     .await
     .expect("reader task")
+}
+
+/// The process-wide Prometheus recorder of this test binary (the registry's counters go to
+/// the global recorder, as in the services).
+fn metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().expect("first recorder of this binary"))
+}
+
+/// `auditlog_registry_records_rejected_total{reason}` as rendered now.
+fn rejected(reason: &str) -> u64 {
+    let prefix = format!("{}{{reason=\"{reason}\"}} ", auditlog_tenant_registry::RECORDS_REJECTED_METRIC);
+    metrics().render().lines().find_map(|line| line.strip_prefix(&prefix)?.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Produces `records` (key, value; `None` value is a tombstone) in order with a plain producer.
+async fn produce(topic: &str, records: &[(Option<&str>, Option<Vec<u8>>)]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer config is valid");
+    for (key, value) in records {
+        let mut record = FutureRecord::<str, [u8]>::to(topic);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(value) = value {
+            record = record.payload(value);
+        }
+        producer.send(record, Duration::from_secs(10)).await.unwrap_or_else(|(e, _)| panic!("kafka accepts the record: {e}"));
+    }
+}
+
+fn key_value(key_id: &str, tenant: &str, roles: &str, hash: &str) -> Vec<u8> {
+    format!(
+        r#"{{"key_id":"{key_id}","tenant_id":"{tenant}","name":"ci","roles":{roles},"revoked":false,"created_at":"2026-01-01T00:00:00Z","key_sha256":"{hash}"}}"#
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn records_produced_by_anyone_are_checked_and_invalid_ones_skipped_by_the_tail_and_the_replay() {
+    let topic = compacted_topic().await;
+    let follower = open(&topic).await;
+    let before: Vec<u64> = ["malformed", "invalid_tenant", "invalid_api_key", "conflict"].map(rejected).into();
+
+    // A real key of acme, so a forged record can try to move it to another tenant.
+    let secret = api_key::generate();
+    let hex = api_key::to_hex(&secret.hash);
+    let key_id = "key_0190f0e8a1b27c3d8e4f5a6b7c8d9e0f";
+    let key_record = format!("key/{key_id}");
+    let tenant = |id: &str, extra: &str| format!(r#"{{"id":"{id}","name":"{id}"{extra}}}"#).into_bytes();
+    let forged = |id: &str, tenant: &str, roles: &str, hash: &str| (Some(format!("key/{id}")), Some(key_value(id, tenant, roles, hash)));
+    let other_hash = api_key::to_hex(&api_key::generate().hash);
+    let mut records: Vec<(Option<String>, Option<Vec<u8>>)> = vec![
+        (Some("tenant/acme".into()), Some(tenant("acme", ""))),
+        (Some(key_record.clone()), Some(key_value(key_id, "acme", r#"["reader"]"#, &hex))),
+        // malformed: 4
+        // (a compacted topic refuses records without a key, so no keyless one here)
+        (Some("tenants/nokey".into()), Some(tenant("nokey", ""))),
+        (Some("tenant/acme".into()), Some(b"{not json".to_vec())),
+        (Some("tenant/acme".into()), Some(tenant("globex", ""))),
+        (Some("tenant/acme".into()), Some(tenant("acme", r#","status":"root""#))),
+        // invalid_tenant: 5
+        (Some("tenant/system".into()), Some(tenant("system", ""))),
+        (Some("tenant/Evil.Corp".into()), Some(tenant("Evil.Corp", ""))),
+        (Some("tenant/acme".into()), Some(tenant("acme", r#","retention_days":0"#))),
+        (Some("tenant/acme".into()), Some(tenant("acme", r#","rate_limit_per_sec":2000000"#))),
+        (Some("tenant/acme".into()), Some(format!(r#"{{"id":"acme","name":"{}"}}"#, "x".repeat(500)).into_bytes())),
+        // invalid_api_key: 5
+        forged("key_0190f0e8a1b27c3d8e4f5a6b7c8d9e1f", "acme", r#"["platform_admin"]"#, &other_hash),
+        forged("key_0190f0e8a1b27c3d8e4f5a6b7c8d9e2f", "acme", r#"["superuser"]"#, &other_hash),
+        forged("key_0190f0e8a1b27c3d8e4f5a6b7c8d9e3f", "system", r#"["reader"]"#, &other_hash),
+        forged("key_0190f0e8a1b27c3d8e4f5a6b7c8d9e4f", "acme", r#"["reader"]"#, "00"),
+        forged("not-a-key-id", "acme", r#"["reader"]"#, &other_hash),
+        // conflict: 1 (acme's key moved to globex)
+        (Some(key_record.clone()), Some(key_value(key_id, "globex", r#"["reader","writer","tenant_admin"]"#, &hex))),
+    ];
+    // Valid records after the invalid ones still apply.
+    records.push((Some("tenant/globex".into()), Some(tenant("globex", r#","retention_days":30"#))));
+    let records: Vec<(Option<&str>, Option<Vec<u8>>)> = records.iter().map(|(k, v)| (k.as_deref(), v.clone())).collect();
+    produce(&topic, &records).await;
+
+    let expect = |registry: &KafkaTenantRegistry, who: &str| {
+        let acme = registry.tenant("acme").unwrap_or_else(|| panic!("{who}: acme applied"));
+        assert_eq!((acme.name.as_str(), acme.retention_days, acme.rate_limit_per_sec), ("acme", 365, None), "{who}: no invalid acme record applied");
+        let ids: Vec<_> = registry.list_tenants().into_iter().map(|t| t.id).collect();
+        assert_eq!(ids, ["acme", "globex"], "{who}: only valid tenants");
+        let record = api_key::authenticate(registry, &secret.secret).unwrap_or_else(|| panic!("{who}: the valid key works"));
+        assert_eq!((record.tenant_id.as_str(), record.roles.as_slice()), ("acme", &[Role::Reader][..]), "{who}: the key stays acme's reader");
+        assert_eq!(registry.list_api_keys("acme").map(|k| k.len()), Ok(1), "{who}: no forged key of acme");
+        assert_eq!(registry.api_key_by_hash(&api_key::from_hex(&other_hash).expect("hex")), None, "{who}: no forged key at all");
+    };
+    // The last record applied proves the tail read past every invalid one.
+    within(Duration::from_secs(5), "globex reaches the follower", || follower.tenant("globex").is_some()).await;
+    expect(&follower, "follower");
+    let late = open(&topic).await;
+    expect(&late, "late opener");
+    follower.check_ready().await.expect("the follower still follows");
+    late.check_ready().await.expect("the late opener follows");
+
+    // Both readers rejected every invalid record once.
+    let after: Vec<u64> = ["malformed", "invalid_tenant", "invalid_api_key", "conflict"].map(rejected).into();
+    let counted: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(counted, [4 * 2, 5 * 2, 5 * 2, 2], "rejections by reason (malformed, invalid_tenant, invalid_api_key, conflict)");
+
+    // And the follower still applies the registry's own changes after them.
+    let made = late.create_tenant(TenantSettings::new("initech")).await.expect("valid tenant");
+    within(SECOND, "a later change reaches the follower", || follower.tenant("initech").as_ref() == Some(&made)).await;
 }

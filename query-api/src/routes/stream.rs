@@ -27,7 +27,7 @@ use crate::live::Subscription;
 use crate::params::{FILTER_PARAMS, Params};
 use crate::slots::Slot;
 use crate::state::QueryState;
-use crate::{reads, retention};
+use crate::{matching, retention};
 
 /// Longest a `Last-Event-ID` replay reads the log (never more than the backend time budget):
 /// a replay cut short reports every record it did not read as skipped (an upper bound). The
@@ -135,7 +135,7 @@ async fn replay_after(state: &QueryState, mut filter: EventFilter, last_id: &str
             continue;
         }
         let Ok(event) = state.backends().codec.decode(&record.payload).await else { continue };
-        if event.tenant_id == tenant && reads::matches(&event, &filter) {
+        if event.tenant_id == tenant && matching::matches(&event, &filter) {
             kept.push_back(Arc::new(event));
             if kept.len() > max_events {
                 kept.pop_front();

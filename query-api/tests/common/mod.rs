@@ -1,7 +1,9 @@
 //! Shared harness of the query API tests: the API over the real local stack (Cassandra,
-//! OpenSearch, Kafka + schema registry), fresh tenants and topics per test, tokens, seeding
-//! through the real `EventStore::upsert` and `SearchIndex::index`, and HTTP helpers. A
-//! missing service fails the test with its name; nothing skips.
+//! OpenSearch, Kafka + schema registry) or over the embedded backends of standalone mode
+//! (file log, fjall store, tantivy index: [`embedded_api_with`], no stack needed), fresh
+//! tenants and topics per test, tokens, seeding through the backends' own
+//! `EventStore::upsert` and `SearchIndex::index`, and HTTP helpers. A missing service fails
+//! the test with its name; nothing skips.
 
 #![allow(dead_code, missing_docs)]
 
@@ -42,12 +44,16 @@ pub async fn within<T>(secs: u64, what: &str, fut: impl std::future::Future<Outp
 
 pub struct TestApi {
     pub state: QueryState,
-    pub store: Arc<ScyllaEventStore>,
-    pub index: Arc<OpenSearchIndex>,
+    pub store: Arc<dyn EventStore>,
+    pub index: Arc<dyn SearchIndex>,
+    /// The OpenSearch index when the API runs over the real stack (seeding refreshes it).
+    pub opensearch: Option<Arc<OpenSearchIndex>>,
     pub log: Arc<dyn EventLog>,
     pub codec: Arc<WireCodec>,
     pub tenants: Arc<InMemoryTenantRegistry>,
     pub config: QueryConfig,
+    /// The embedded backends' data directory, removed with the API.
+    pub data_dir: Option<Arc<tempfile::TempDir>>,
 }
 
 pub fn test_config() -> QueryConfig {
@@ -79,18 +85,34 @@ pub async fn api_with(config: QueryConfig) -> TestApi {
         .await
         .unwrap_or_else(|e| panic!("kafka at {kafka}: {e}"));
     let codec = Arc::new(WireCodec::new(&config.registry_url, Duration::from_secs(5)).expect("registry url"));
-    let tenants = Arc::new(InMemoryTenantRegistry::new());
-    let store = Arc::new(store);
     let index = Arc::new(index);
-    let backends = Backends {
-        store: store.clone() as Arc<dyn EventStore>,
-        index: index.clone() as Arc<dyn SearchIndex>,
-        log: log.clone(),
-        codec: codec.clone(),
-        tenants: tenants.clone() as Arc<dyn TenantAdmin>,
-    };
+    assemble(config, Arc::new(store), index.clone(), Some(index), log, codec, None)
+}
+
+/// The API over the embedded backends of standalone mode in a fresh directory (no stack).
+pub async fn embedded_api_with(config: QueryConfig) -> TestApi {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_owned();
+    let embedded = tokio::task::spawn_blocking(move || resolve::embedded(&path, None)).await.expect("join").expect("embedded backends");
+    within(20, "the embedded log", embedded.log.ensure_topic(&config.topic(), 1)).await.expect("topic");
+    let codec = Arc::new(WireCodec::embedded());
+    assemble(config, embedded.store, embedded.index, None, embedded.log, codec, Some(Arc::new(dir)))
+}
+
+fn assemble(
+    config: QueryConfig,
+    store: Arc<dyn EventStore>,
+    index: Arc<dyn SearchIndex>,
+    opensearch: Option<Arc<OpenSearchIndex>>,
+    log: Arc<dyn EventLog>,
+    codec: Arc<WireCodec>,
+    data_dir: Option<Arc<tempfile::TempDir>>,
+) -> TestApi {
+    let tenants = Arc::new(InMemoryTenantRegistry::new());
+    let backends =
+        Backends { store: store.clone(), index: index.clone(), log: log.clone(), codec: codec.clone(), tenants: tenants.clone() as Arc<dyn TenantAdmin> };
     let state = QueryState::new(config.clone(), backends).expect("valid config");
-    TestApi { state, store, index, log, codec, tenants, config }
+    TestApi { state, store, index, opensearch, log, codec, tenants, config, data_dir }
 }
 
 impl TestApi {
@@ -144,7 +166,7 @@ pub fn event(tenant: &str, n: usize) -> AuditEvent {
     }
 }
 
-/// Writes `events` through the real store and index and makes them searchable.
+/// Writes `events` through the store and the index and makes them searchable.
 pub async fn seed(api: &TestApi, events: &[AuditEvent]) {
     let stored: Vec<StoredEvent> = events
         .iter()
@@ -153,7 +175,9 @@ pub async fn seed(api: &TestApi, events: &[AuditEvent]) {
         .collect();
     api.store.upsert(&stored).await.expect("store upsert");
     api.index.index(&stored).await.expect("index");
-    api.index.refresh().await.expect("refresh");
+    if let Some(opensearch) = &api.opensearch {
+        opensearch.refresh().await.expect("refresh");
+    }
 }
 
 /// The record a producer appends for `event` to the API's topic.

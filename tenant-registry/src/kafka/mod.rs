@@ -23,6 +23,12 @@
 //!   reaches every process well within a second. Each entity remembers the offset that set
 //!   it; an older record never overwrites a newer one, so the writer's own apply and the
 //!   tail's can come in any order.
+//! - **Records are checked like requests.** Anyone with produce rights on the topic can write
+//!   to it, so every record read is checked with the validators the admin API applies to its
+//!   input (tenant id, name and bounds, key id, hash and roles) and against the state already
+//!   applied (a key never changes tenant). A rejected record is skipped, logged at WARN with
+//!   topic, partition, offset and reason, and counted in [`crate::RECORDS_REJECTED_METRIC`];
+//!   the reader never stops or panics on one.
 //! - **Replay before serving.** [`KafkaTenantRegistry::open`] reads up to the high watermark
 //!   it found at start before it returns, so a restarted service knows every tenant and key
 //!   before its first request. Reads ([`TenantRegistry`]) answer from memory.

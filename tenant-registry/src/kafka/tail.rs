@@ -70,17 +70,19 @@ fn assign(consumer: &StreamConsumer, topic: &str, timeout: Duration) -> Result<H
     Ok(highs)
 }
 
-/// Applies one record to the view; malformed records are logged (never their value) and skipped.
+/// Applies one record to the view; malformed or invalid records are logged (never their
+/// value), counted and skipped.
 fn apply(view: &View, message: &BorrowedMessage<'_>) {
-    match record::decode(message.key().unwrap_or_default(), message.payload()) {
-        Ok(change) => view.apply(change, message.offset()),
-        Err(reason) => tracing::warn!(
+    if let Err(rejection) = record::apply_read(view, message.key().unwrap_or_default(), message.payload(), message.offset()) {
+        rejection.count();
+        tracing::warn!(
             topic = message.topic(),
             partition = message.partition(),
             offset = message.offset(),
-            reason,
-            "skipping malformed tenant registry record"
-        ),
+            reason = rejection.reason,
+            detail = %rejection.detail,
+            "skipping invalid tenant registry record"
+        );
     }
 }
 
