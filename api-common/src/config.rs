@@ -124,7 +124,9 @@ impl AuthConfig {
     }
 
     /// Overrides fields from `<prefix>AUTH_ISSUER`, `_AUDIENCE`, `_LEEWAY_SECS`, `_JWKS_FILE`
-    /// and `_HS256_SECRET` (e.g. prefix `AUDITLOG_GATEWAY_`); answers every unparsable value.
+    /// and `_HS256_SECRET` or `_HS256_SECRET_FILE` (a file holding it, the container
+    /// convention for mounted secrets) (e.g. prefix `AUDITLOG_GATEWAY_`); answers every
+    /// unparsable value.
     pub fn apply_env(&mut self, prefix: &str, var: &impl Fn(&str) -> Option<String>) -> Vec<String> {
         let mut problems = Vec::new();
         let name = |field: &str| format!("{prefix}AUTH_{field}");
@@ -143,7 +145,7 @@ impl AuthConfig {
         if let Some(path) = var(&name("JWKS_FILE")) {
             self.jwks_file = Some(path);
         }
-        if let Some(secret) = var(&name("HS256_SECRET")) {
+        if let Some(secret) = secret_from_env(&name("HS256_SECRET"), var, &mut problems) {
             self.keys.retain(|k| k.id != ENV_HS256_KEY_ID);
             self.keys.push(JwtKeyConfig {
                 id: ENV_HS256_KEY_ID.into(),
@@ -155,9 +157,58 @@ impl AuthConfig {
     }
 }
 
+/// A secret from `<name>` or from the file `<name>_FILE` names (its content, trailing
+/// whitespace trimmed); both set, or an unreadable or empty file, is a problem.
+pub fn secret_from_env(name: &str, var: &impl Fn(&str) -> Option<String>, problems: &mut Vec<String>) -> Option<String> {
+    let file_var = format!("{name}_FILE");
+    match (var(name), var(&file_var)) {
+        (Some(_), Some(_)) => {
+            problems.push(format!("{name} and {file_var} are both set: set one"));
+            None
+        }
+        (Some(secret), None) => Some(secret),
+        (None, Some(path)) => match std::fs::read_to_string(&path) {
+            Ok(text) if !text.trim().is_empty() => Some(text.trim_end().to_owned()),
+            Ok(_) => {
+                problems.push(format!("{file_var}={path:?}: the file is empty"));
+                None
+            }
+            Err(err) => {
+                problems.push(format!("{file_var}={path:?}: {err}"));
+                None
+            }
+        },
+        (None, None) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_read_from_a_file_named_by_the_file_variable() {
+        let dir = std::env::temp_dir().join(format!("auditlog-secret-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("hs256");
+        std::fs::write(&path, "0123456789abcdefghijklmnopqrstuvwxyz\n").expect("written");
+        let file = path.display().to_string();
+        let vars = |name: &str| (name == "X_AUTH_HS256_SECRET_FILE").then(|| file.clone());
+        let mut auth = AuthConfig::default();
+        assert!(auth.apply_env("X_", &vars).is_empty());
+        assert_eq!(auth.hs256_secret().map(Secret::expose), Some("0123456789abcdefghijklmnopqrstuvwxyz"), "trailing newline trimmed");
+        let both = |name: &str| match name {
+            "X_AUTH_HS256_SECRET_FILE" => Some(file.clone()),
+            "X_AUTH_HS256_SECRET" => Some("s".repeat(40)),
+            _ => None,
+        };
+        assert_eq!(AuthConfig::default().apply_env("X_", &both).len(), 1, "both set is a problem");
+        let missing = |name: &str| (name == "X_AUTH_HS256_SECRET_FILE").then(|| "/nonexistent/auditlog/secret".to_owned());
+        let mut auth = AuthConfig::default();
+        assert_eq!(auth.apply_env("X_", &missing).len(), 1);
+        assert!(auth.keys.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn env_overrides_auth_and_redacts_the_secret() {

@@ -5,10 +5,12 @@
 //! - [`config`]: the typed [`config::AuthConfig`] and its environment overrides;
 //! - [`limits`]: per-tenant token buckets and in-flight caps (429/503 load shedding);
 //! - [`problem`]: RFC 9457 [`problem::Problem`] bodies;
-//! - [`ops`]: `/healthz`, OpenAPI security schemes, the Prometheus recorder.
+//! - [`ops`]: `/healthz`, OpenAPI security schemes, the Prometheus recorder;
+//! - [`secrets`]: the known placeholder secrets every service refuses at startup.
 
 pub mod auth;
 pub mod config;
 pub mod limits;
 pub mod ops;
 pub mod problem;
+pub mod secrets;

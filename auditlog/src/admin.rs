@@ -103,7 +103,8 @@ enum AdminCommand {
         #[arg(long)]
         key_id: String,
     },
-    /// Print a development JWT signed with the gateway config's HS256 key.
+    /// Print a development JWT signed with the HS256 key of the gateway (default) or, with
+    /// `--service query`, of the query API: each service verifies with its own key.
     Token(TokenArgs),
 }
 

@@ -1,5 +1,5 @@
 //! `auditlog gateway` and `auditlog admin token`: the ingest gateway role, and development
-//! tokens signed with the gateway's HS256 secret.
+//! tokens signed with the HS256 secret of the gateway or of the query API (each has its own).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use auditlog_ingest_gateway::auth::Role;
 use auditlog_ingest_gateway::auth::dev_token::{DevToken, mint_hs256};
-use auditlog_ingest_gateway::config::{KeyMaterial, load};
-use auditlog_ingest_gateway::{GatewayState, run};
+use auditlog_ingest_gateway::config::{AuthConfig, load};
+use auditlog_ingest_gateway::{GatewayState, run_with_metrics_listener};
 use auditlog_schemas::WireCodec;
 use auditlog_seams::resolve;
 
@@ -32,14 +32,45 @@ pub struct GatewayArgs {
     /// process only).
     #[arg(long, env = "AUDITLOG_TENANT_REGISTRY", default_value = "kafka://127.0.0.1:9092")]
     tenant_registry: String,
+    /// Serve `/metrics` on this address instead of `--listen` (which then answers 404 there),
+    /// so only the scraper reaches it.
+    #[arg(long, env = "AUDITLOG_GATEWAY_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
+    #[command(flatten)]
+    dev: DevMode,
+}
+
+/// `--dev-mode`, shared by the gateway and the query API.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevMode {
+    /// Development mode: accept HS256 shared-secret tokens on a non-loopback listener (a role
+    /// listening only on 127.0.0.1/::1/localhost accepts them without it, with a warning).
+    /// Production verifies RS256/ES256/EdDSA keys (`*_AUTH_JWKS_FILE`) and leaves this off.
+    #[arg(long = "dev-mode", env = "AUDITLOG_DEV_MODE", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    pub on: bool,
+}
+
+/// Which service a development token is for: each verifies with its own HS256 secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Service {
+    /// The ingest gateway (`AUDITLOG_GATEWAY_AUTH_HS256_SECRET`, `--config`).
+    Gateway,
+    /// The query API (`AUDITLOG_QUERY_AUTH_HS256_SECRET`, `--query-config`).
+    Query,
 }
 
 /// Options of `auditlog admin token`.
 #[derive(Debug, clap::Args)]
 pub struct TokenArgs {
-    /// Gateway config holding the HS256 key to sign with.
+    /// The service the token is for; it is signed with that service's HS256 key.
+    #[arg(long, value_enum, default_value = "gateway")]
+    service: Service,
+    /// Gateway config holding the HS256 key to sign with (`--service gateway`).
     #[arg(long, env = "AUDITLOG_GATEWAY_CONFIG")]
     config: Option<PathBuf>,
+    /// Query API config holding the HS256 key to sign with (`--service query`).
+    #[arg(long, env = "AUDITLOG_QUERY_CONFIG")]
+    query_config: Option<PathBuf>,
     /// Tenant of the token; omit only for `platform_admin`.
     #[arg(long)]
     tenant: Option<String>,
@@ -58,6 +89,8 @@ pub struct TokenArgs {
 pub async fn gateway(args: GatewayArgs) -> anyhow::Result<bool> {
     let config = load(args.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
     startup::require_jwt_key(&config.auth, "AUDITLOG_GATEWAY_")?;
+    let listeners = std::iter::once(args.listen.as_str()).chain(args.metrics_listen.as_deref()).collect();
+    startup::check_secrets(&config.auth, "AUDITLOG_GATEWAY_", "AUDITLOG_GATEWAY_CONFIG", &[], &startup::Exposure { listeners, dev_mode: args.dev.on })?;
     let log_setting = startup::setting("--event-log", "AUDITLOG_EVENT_LOG", &args.event_log);
     let log_uri = with_delivery_timeout(&args.event_log, config.limits.append_timeout()).context(log_setting.clone())?;
     let log = resolve::event_log(&log_uri).context(log_setting.clone())?;
@@ -75,7 +108,19 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<bool> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     eprintln!("auditlog gateway listening on http://{}", listener.local_addr()?);
-    run(listener, state, shutdown_signal("draining requests and flushing the producer")).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let metrics = match &args.metrics_listen {
+        Some(addr) => {
+            let metrics = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| startup::setting("--metrics-listen", "AUDITLOG_GATEWAY_METRICS_LISTEN", addr))?;
+            eprintln!("auditlog gateway metrics on http://{}/metrics", metrics.local_addr()?);
+            Some(metrics)
+        }
+        None => None,
+    };
+    run_with_metrics_listener(listener, metrics, state, shutdown_signal("draining requests and flushing the producer"))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(true)
 }
 
@@ -110,15 +155,23 @@ fn with_delivery_timeout(uri: &str, append_timeout: Duration) -> anyhow::Result<
     }
 }
 
-/// Prints a development JWT signed with the config's first HS256 key.
+/// Prints a development JWT signed with the first HS256 key of the chosen service's config
+/// (`--service`), refusing a placeholder secret as the service itself would.
 pub fn token(args: TokenArgs) -> anyhow::Result<bool> {
-    let config = load(args.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let Some(secret) = config.auth.keys.iter().find_map(|k| match &k.material {
-        KeyMaterial::Secret(s) if k.algorithms.iter().any(|a| a == "HS256") => Some(s.clone()),
-        _ => None,
-    }) else {
-        bail!("the gateway config has no HS256 key: set auth.keys or AUDITLOG_GATEWAY_AUTH_HS256_SECRET");
+    let (auth, prefix, config_var): (AuthConfig, _, _) = match args.service {
+        Service::Gateway => (load(args.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?.auth, "AUDITLOG_GATEWAY_", "AUDITLOG_GATEWAY_CONFIG"),
+        Service::Query => (
+            auditlog_query_api::config::load(args.query_config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?.auth,
+            "AUDITLOG_QUERY_",
+            "AUDITLOG_QUERY_CONFIG",
+        ),
     };
+    let Some(secret) = auth.hs256_secret().cloned() else {
+        bail!("the {} config has no HS256 key: set auth.keys in {config_var}'s file, or {prefix}AUTH_HS256_SECRET(_FILE)", service_name(args.service));
+    };
+    // The placeholder rule only (minting is local, nothing listens): the service would refuse
+    // such a secret anyway.
+    startup::refuse_placeholder_secrets(&auth, prefix, config_var, &[])?;
     let roles = args
         .roles
         .iter()
@@ -128,10 +181,16 @@ pub fn token(args: TokenArgs) -> anyhow::Result<bool> {
         bail!("--tenant is required unless the only role is platform_admin");
     }
     let token = DevToken { subject: args.subject, tenant_id: args.tenant, roles, ttl: Duration::from_secs(args.ttl_secs) };
-    println!("{}", mint_hs256(&secret, &config.auth, &token).map_err(|e| anyhow::anyhow!("{e}"))?);
+    println!("{}", mint_hs256(&secret, &auth, &token).map_err(|e| anyhow::anyhow!("{e}"))?);
     Ok(true)
 }
 
+fn service_name(service: Service) -> &'static str {
+    match service {
+        Service::Gateway => "gateway",
+        Service::Query => "query API",
+    }
+}
 
 #[cfg(test)]
 mod tests {

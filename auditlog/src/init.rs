@@ -57,10 +57,44 @@ pub struct InitArgs {
     /// How long each backend may take to become reachable.
     #[arg(long, env = "AUDITLOG_INIT_WAIT_SECS", default_value_t = 120)]
     wait_secs: u64,
+    /// Development only: a directory (a volume the gateway and the query API mount) where
+    /// random secrets are drawn once, each in its own 0600 file: `gateway-hs256`,
+    /// `query-hs256` (each service its own HS256 key) and `query-cursor`; existing files are
+    /// kept. The services read them through `AUDITLOG_GATEWAY_AUTH_HS256_SECRET_FILE`,
+    /// `AUDITLOG_QUERY_AUTH_HS256_SECRET_FILE` and `AUDITLOG_QUERY_CURSOR_SECRET_FILE`.
+    #[arg(long, env = "AUDITLOG_INIT_DEV_SECRETS_DIR")]
+    dev_secrets_dir: Option<std::path::PathBuf>,
+}
+
+/// The files `--dev-secrets-dir` holds, one random secret each.
+pub const DEV_SECRET_FILES: [&str; 3] = ["gateway-hs256", "query-hs256", "query-cursor"];
+
+/// Draws the development secrets that do not exist yet in `dir` (created 0700); answers the
+/// files it wrote. Never prints a secret.
+fn ensure_dev_secrets(dir: &std::path::Path) -> anyhow::Result<Vec<&'static str>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("--dev-secrets-dir / AUDITLOG_INIT_DEV_SECRETS_DIR {:?}", dir.display().to_string()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(|| format!("restricting {}", dir.display()))?;
+    }
+    let mut written = Vec::new();
+    for name in DEV_SECRET_FILES {
+        let path = dir.join(name);
+        if !path.exists() {
+            crate::standalone::credentials::write_private(&path, crate::standalone::credentials::random_hex().as_bytes())?;
+            written.push(name);
+        }
+    }
+    Ok(written)
 }
 
 /// Runs every step; prints one line per thing created or found.
 pub async fn init(args: InitArgs) -> anyhow::Result<bool> {
+    if let Some(dir) = &args.dev_secrets_dir {
+        let written = ensure_dev_secrets(dir)?;
+        println!("development secrets in {}: {} drawn, the others kept", dir.display(), written.len());
+    }
     let deadline = Instant::now() + Duration::from_secs(args.wait_secs);
     let log = resolve::kafka_event_log(&args.event_log).context("--event-log / AUDITLOG_EVENT_LOG")?;
     let tenants_topic = match RegistryUri::parse(&args.tenant_registry).context("--tenant-registry / AUDITLOG_TENANT_REGISTRY")? {
@@ -171,6 +205,25 @@ mod tests {
         }
         assert!(specs[2].configs.contains(&("cleanup.policy".into(), "compact".into())));
         assert!(!specs[0].configs.iter().any(|(k, _)| k == "cleanup.policy"));
+    }
+
+    #[test]
+    fn dev_secrets_are_drawn_once_private_and_distinct() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let secrets = dir.path().join("secrets");
+        assert_eq!(ensure_dev_secrets(&secrets).expect("drawn"), DEV_SECRET_FILES);
+        let read = |name: &str| std::fs::read_to_string(secrets.join(name)).expect("written");
+        let first: Vec<String> = DEV_SECRET_FILES.iter().map(|n| read(n)).collect();
+        assert_ne!(first[0], first[1], "the gateway and the query API get different keys");
+        for secret in &first {
+            assert_eq!(secret.len(), 64);
+            assert_eq!(auditlog_api_common::secrets::placeholder_reason(secret), None);
+        }
+        assert_eq!(std::fs::metadata(&secrets).expect("dir").permissions().mode() & 0o777, 0o700);
+        assert_eq!(std::fs::metadata(secrets.join("gateway-hs256")).expect("file").permissions().mode() & 0o777, 0o600);
+        assert!(ensure_dev_secrets(&secrets).expect("kept").is_empty(), "a second run keeps them");
+        assert_eq!(DEV_SECRET_FILES.iter().map(|n| read(n)).collect::<Vec<_>>(), first);
     }
 
     #[test]

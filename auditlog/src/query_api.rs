@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use auditlog_query_api::config::load;
-use auditlog_query_api::{Backends, QueryState, run};
+use auditlog_query_api::{Backends, QueryState, run_with_metrics_listener};
 use auditlog_schemas::WireCodec;
 use auditlog_seams::resolve;
 
@@ -35,12 +35,22 @@ pub struct QueryApiArgs {
     /// Tenant registry URI, the gateway's (`memory://` keeps it in this process only).
     #[arg(long, env = "AUDITLOG_TENANT_REGISTRY", default_value = "kafka://127.0.0.1:9092")]
     tenant_registry: String,
+    /// Serve `/metrics` on this address instead of `--listen` (which then answers 404 there),
+    /// so only the scraper reaches it.
+    #[arg(long, env = "AUDITLOG_QUERY_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
+    #[command(flatten)]
+    dev: crate::gateway::DevMode,
 }
 
 /// Serves the query API until SIGINT or SIGTERM, then closes live tails and drains.
 pub async fn query_api(args: QueryApiArgs) -> anyhow::Result<bool> {
     let config = load(args.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
     startup::require_jwt_key(&config.auth, "AUDITLOG_QUERY_")?;
+    let listeners = std::iter::once(args.listen.as_str()).chain(args.metrics_listen.as_deref()).collect();
+    let cursor_var = if std::env::var_os("AUDITLOG_QUERY_CURSOR_SECRET_FILE").is_some() { "AUDITLOG_QUERY_CURSOR_SECRET_FILE" } else { "AUDITLOG_QUERY_CURSOR_SECRET" };
+    let extra: Vec<_> = config.cursor_secret.iter().map(|s| ("cursor_secret", cursor_var, s)).collect();
+    startup::check_secrets(&config.auth, "AUDITLOG_QUERY_", "AUDITLOG_QUERY_CONFIG", &extra, &startup::Exposure { listeners, dev_mode: args.dev.on })?;
     let log_setting = startup::setting("--event-log", "AUDITLOG_EVENT_LOG", &args.event_log);
     let log = resolve::event_log(&args.event_log).context(log_setting.clone())?;
     startup::log_reachable(log.as_ref(), &log_setting).await?;
@@ -60,7 +70,19 @@ pub async fn query_api(args: QueryApiArgs) -> anyhow::Result<bool> {
     let state = QueryState::new(config, Backends { store, index, log, codec, tenants }).map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     eprintln!("auditlog query API listening on http://{}", listener.local_addr()?);
-    run(listener, state, shutdown_signal("closing live tails and draining requests")).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let metrics = match &args.metrics_listen {
+        Some(addr) => {
+            let metrics = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| startup::setting("--metrics-listen", "AUDITLOG_QUERY_METRICS_LISTEN", addr))?;
+            eprintln!("auditlog query API metrics on http://{}/metrics", metrics.local_addr()?);
+            Some(metrics)
+        }
+        None => None,
+    };
+    run_with_metrics_listener(listener, metrics, state, shutdown_signal("closing live tails and draining requests"))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(true)
 }
 

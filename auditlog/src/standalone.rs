@@ -12,7 +12,7 @@
 //! Shutdown (SIGINT/SIGTERM): stop accepting and close live tails, let requests finish,
 //! flush the log, then let each processor write and commit its batch in flight.
 
-mod credentials;
+pub(crate) mod credentials;
 mod router;
 
 use std::path::{Path, PathBuf};
@@ -89,8 +89,13 @@ pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<bool> {
     let secret = Secret::new(secrets.jwt_hs256_secret.clone());
 
     let mut gateway_config = auditlog_ingest_gateway::config::load(None).map_err(|e| anyhow!("{e}"))?;
-    gateway_config.auth.keys.push(hs256_key(&secret));
     let mut query_config = auditlog_query_api::config::load(None).map_err(|e| anyhow!("{e}"))?;
+    // Secrets given through the environment follow the placeholder rule; the data
+    // directory's own random secret (not a shared example) is exempt from the HS256 rule.
+    crate::startup::refuse_placeholder_secrets(&gateway_config.auth, "AUDITLOG_GATEWAY_", "AUDITLOG_GATEWAY_CONFIG", &[])?;
+    let cursor: Vec<_> = query_config.cursor_secret.iter().map(|s| ("cursor_secret", "AUDITLOG_QUERY_CURSOR_SECRET", s)).collect();
+    crate::startup::refuse_placeholder_secrets(&query_config.auth, "AUDITLOG_QUERY_", "AUDITLOG_QUERY_CONFIG", &cursor)?;
+    gateway_config.auth.keys.push(hs256_key(&secret));
     query_config.auth.keys.push(hs256_key(&secret));
     if query_config.cursor_secret.is_none() {
         query_config.cursor_secret = Some(Secret::new(secrets.cursor_secret.clone()));

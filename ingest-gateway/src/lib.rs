@@ -1,7 +1,8 @@
 //! The ingest gateway: authenticated, validating, idempotent HTTP ingest onto tenant-keyed
 //! Kafka topics (issue #3).
 //!
-//! - [`server`]: [`router`] and [`run`] (`run(listener, state, shutdown)`);
+//! - [`server`]: [`router`] and [`run`] (`run(listener, state, shutdown)`), and
+//!   [`run_with_metrics_listener`] serving `/metrics` on a listener of its own;
 //! - [`routes`]: `POST /v1/events` and `POST /v1/events/batch`;
 //! - `ingest` (private): validate, deduplicate, encode, append concurrently;
 //! - [`auth`]: JWT (RFC 8725) and API keys, roles, the [`auth::Writer`] extractor;
@@ -32,5 +33,5 @@ pub mod tenants;
 
 pub use config::GatewayConfig;
 pub use problem::GatewayError;
-pub use server::{router, run};
+pub use server::{metrics_router, router, router_without_metrics, run, run_with_metrics_listener};
 pub use state::GatewayState;

@@ -21,16 +21,32 @@ use crate::state::GatewayState;
 /// Kubernetes `terminationGracePeriodSeconds` (30 s) together with the request drain.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The gateway's HTTP API over `state`, ready for `axum::serve` or `oneshot`.
+/// The gateway's HTTP API over `state`, `/metrics` included, ready for `axum::serve` or
+/// `oneshot`.
 pub fn router(state: GatewayState) -> Router {
+    app(state, true)
+}
+
+/// The gateway's HTTP API without `/metrics` (404 there): the main listener when metrics are
+/// served on their own listener ([`metrics_router`]).
+pub fn router_without_metrics(state: GatewayState) -> Router {
+    app(state, false)
+}
+
+/// `/metrics` alone (every other path 404), for a listener only the scraper reaches.
+pub fn metrics_router(state: GatewayState) -> Router {
+    Router::new().route("/metrics", get(ops::metrics)).fallback(ops::not_found).with_state(state)
+}
+
+fn app(state: GatewayState, with_metrics: bool) -> Router {
     let ingest = Router::new()
         .route("/v1/events", post(routes::post_event))
         .route("/v1/events/batch", post(routes::post_batch))
         .layer(middleware::from_fn_with_state(state.clone(), guard));
-    let ops = Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics));
+    let mut ops = Router::new().route("/healthz", get(ops::healthz)).route("/readyz", get(ops::readyz));
+    if with_metrics {
+        ops = ops.route("/metrics", get(ops::metrics));
+    }
     let router = Router::new()
         .merge(ingest)
         .merge(ops)
@@ -72,9 +88,42 @@ pub async fn run(
     state: GatewayState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
+    run_with_metrics_listener(listener, None, state, shutdown).await
+}
+
+/// [`run`], with `/metrics` on `metrics` instead of `listener` when given (so the API's
+/// listener, the one exposed to clients, does not publish the metrics); the metrics listener
+/// closes with the API's.
+pub async fn run_with_metrics_listener(
+    listener: tokio::net::TcpListener,
+    metrics: Option<tokio::net::TcpListener>,
+    state: GatewayState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), GatewayError> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, topic = %state.config().topic(), "ingest gateway listening");
-    axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let metrics_server = match metrics {
+        Some(metrics) => {
+            tracing::info!(addr = %metrics.local_addr()?, "ingest gateway metrics listening");
+            let mut stopped = stopped.clone();
+            let app = metrics_router(state.clone());
+            Some(tokio::spawn(async move {
+                axum::serve(metrics, app).with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                }).await
+            }))
+        }
+        None => None,
+    };
+    let app = if metrics_server.is_some() { router_without_metrics(state.clone()) } else { router(state.clone()) };
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let _ = stop.send(true);
+    drop(stopped);
+    if let Some(server) = metrics_server {
+        let _ = server.await;
+    }
+    served?;
     tracing::info!("ingest gateway draining: flushing the event log");
     state
         .event_log()

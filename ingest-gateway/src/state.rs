@@ -8,7 +8,10 @@ use auditlog_schemas::WireCodec;
 use auditlog_seams::EventLog;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::auth::Authenticator;
+// The verifier comes from api-common directly, not through `crate::auth`: `auth` (the
+// extractors) depends on this state, and this state must not depend back on it.
+use auditlog_api_common::auth::Authenticator;
+
 use crate::config::GatewayConfig;
 use crate::idempotency::IdempotencyCache;
 use crate::limits::{InFlightBytes, InFlightLimit, RateLimiter};

@@ -22,7 +22,12 @@ async fn with_token(gw: &TestGateway, token: &str) -> Answer {
     answer
 }
 
-/// Asserts a 401 problem with a Bearer challenge whose detail mentions `reason`.
+/// Words that would tell a caller how the gateway is configured: never in a 401's detail (the
+/// specific reason is logged instead).
+const CONFIGURATION_WORDS: [&str; 12] = ["issuer", "audience", "key id", "kid", "algorithm", "HS256", "RS256", "ES256", "EdDSA", "auditlog", "rsa", "signature"];
+
+/// Asserts a 401 problem with a Bearer challenge whose detail mentions `reason` and nothing
+/// of the configuration.
 async fn refused(gw: &TestGateway, token: &str, reason: &str) {
     let answer = with_token(gw, token).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{reason}: {:?}", answer.body);
@@ -32,6 +37,9 @@ async fn refused(gw: &TestGateway, token: &str, reason: &str) {
     assert!(challenge.starts_with("Bearer"), "{challenge}");
     let detail = answer.body["detail"].as_str().unwrap_or_default();
     assert!(detail.contains(reason), "expected {reason:?} in {detail:?}");
+    for word in CONFIGURATION_WORDS {
+        assert!(!detail.to_lowercase().contains(&word.to_lowercase()), "{detail:?} reveals configuration ({word:?})");
+    }
 }
 
 #[tokio::test]
@@ -65,9 +73,33 @@ async fn hs256_signed_with_the_rsa_public_key_is_refused() {
     let confused = EncodingKey::from_secret(RSA_PUBLIC.as_bytes());
     let claims = writer_claims("acme");
     let no_kid = sign_raw(&json!({"alg": "HS256"}), &claims, &confused, Algorithm::HS256);
-    refused(&gw, &no_kid, "signature").await;
+    refused(&gw, &no_kid, "invalid token").await;
     let kid_rsa = sign_raw(&json!({"alg": "HS256", "kid": "rsa"}), &claims, &confused, Algorithm::HS256);
-    refused(&gw, &kid_rsa, "not allowed").await;
+    refused(&gw, &kid_rsa, "invalid token").await;
+}
+
+/// Configuration mismatches (wrong issuer or audience, unknown `kid`, an algorithm the key
+/// does not allow, a bad signature) all answer the same "invalid token": a caller cannot probe
+/// which issuer, audience, key ids or algorithms are configured.
+#[tokio::test]
+async fn configuration_mismatches_are_indistinguishable_to_the_caller() {
+    let gw = gateway();
+    let mut wrong_aud = writer_claims("acme");
+    wrong_aud["aud"] = json!("someone-else");
+    let mut wrong_iss = writer_claims("acme");
+    wrong_iss["iss"] = json!("https://evil.example");
+    let key = encoding_key(Algorithm::HS256);
+    let unknown_kid = sign_raw(&json!({"alg": "HS256", "kid": "no-such-key"}), &writer_claims("acme"), &key, Algorithm::HS256);
+    let wrong_alg = sign_raw(&json!({"alg": "HS384", "kid": "rsa"}), &writer_claims("acme"), &EncodingKey::from_secret(b"x"), Algorithm::HS384);
+    let attacker = EncodingKey::from_secret(b"attacker-secret-attacker-secret-attacker");
+    let bad_signature = sign_raw(&json!({"alg": "HS256"}), &writer_claims("acme"), &attacker, Algorithm::HS256);
+    let mut details = std::collections::BTreeSet::new();
+    for token in [writer_token_with(&wrong_aud), writer_token_with(&wrong_iss), unknown_kid, wrong_alg, bad_signature] {
+        let answer = with_token(&gw, &token).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{:?}", answer.body);
+        details.insert(answer.body["detail"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(details.into_iter().collect::<Vec<_>>(), ["authentication failed: invalid token"]);
 }
 
 #[tokio::test]
@@ -81,10 +113,10 @@ async fn expired_immature_and_wrong_audience_or_issuer_are_refused() {
     refused(&gw, &writer_token_with(&claims), "nbf").await;
     let mut claims = writer_claims("acme");
     claims["aud"] = json!("someone-else");
-    refused(&gw, &writer_token_with(&claims), "audience").await;
+    refused(&gw, &writer_token_with(&claims), "invalid token").await;
     let mut claims = writer_claims("acme");
     claims["iss"] = json!("https://evil.example");
-    refused(&gw, &writer_token_with(&claims), "issuer").await;
+    refused(&gw, &writer_token_with(&claims), "invalid token").await;
 }
 
 fn writer_token_with(claims: &Value) -> String {
@@ -110,13 +142,13 @@ async fn forged_signatures_and_tampered_claims_are_refused() {
     let good = writer_token("acme");
     let (message, signature) = good.rsplit_once('.').expect("three parts");
     let flipped = if signature.starts_with('A') { "B" } else { "A" };
-    refused(&gw, &format!("{message}.{flipped}{}", &signature[1..]), "signature").await;
+    refused(&gw, &format!("{message}.{flipped}{}", &signature[1..]), "invalid token").await;
     let (header, _) = message.split_once('.').expect("header and claims");
     let other_claims = token(Algorithm::HS256, &writer_claims("globex"));
     let foreign_payload = other_claims.split('.').nth(1).expect("claims part");
-    refused(&gw, &format!("{header}.{foreign_payload}.{signature}"), "signature").await;
+    refused(&gw, &format!("{header}.{foreign_payload}.{signature}"), "invalid token").await;
     let attacker = EncodingKey::from_secret(b"attacker-secret-attacker-secret-attacker");
-    refused(&gw, &sign_raw(&json!({"alg": "HS256"}), &writer_claims("acme"), &attacker, Algorithm::HS256), "signature").await;
+    refused(&gw, &sign_raw(&json!({"alg": "HS256"}), &writer_claims("acme"), &attacker, Algorithm::HS256), "invalid token").await;
 }
 
 #[tokio::test]
@@ -136,7 +168,7 @@ async fn key_pointing_headers_are_refused_even_with_a_valid_signature() {
         refused(&gw, &sign_raw(&header, &claims, &key, Algorithm::HS256), name).await;
     }
     for kid in ["../../../../dev/null", "' OR 1=1 --", "https://evil.example/key"] {
-        refused(&gw, &sign_raw(&json!({"alg": "HS256", "kid": kid}), &claims, &key, Algorithm::HS256), "unknown key id").await;
+        refused(&gw, &sign_raw(&json!({"alg": "HS256", "kid": kid}), &claims, &key, Algorithm::HS256), "invalid token").await;
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use auditlog_api_common::config::{AuthConfig, Secret};
+use auditlog_api_common::config::{AuthConfig, Secret, secret_from_env};
 use serde::Deserialize;
 
 use crate::error::QueryError;
@@ -22,7 +22,8 @@ pub struct QueryConfig {
     /// Schema registry base URL (Confluent-compatible API).
     #[serde(default = "default_registry_url")]
     pub registry_url: String,
-    /// Credentials accepted (the same as the gateway's).
+    /// Credentials accepted: the same kinds as the gateway's, with keys of its own (an HS256
+    /// secret need not be the gateway's).
     #[serde(default)]
     pub auth: AuthConfig,
     /// Key signing pagination cursors (HMAC-SHA256), so a cursor cannot be forged or used by
@@ -304,10 +305,6 @@ impl QueryConfig {
         };
         set("AUDITLOG_QUERY_TOPIC_PREFIX", &mut |v| assign(&mut self.topic_prefix, v));
         set("AUDITLOG_QUERY_REGISTRY_URL", &mut |v| assign(&mut self.registry_url, v));
-        set("AUDITLOG_QUERY_CURSOR_SECRET", &mut |v| {
-            self.cursor_secret = Some(Secret::new(v));
-            true
-        });
         set("AUDITLOG_QUERY_RETENTION_SWEEP_SECS", &mut |v| assign(&mut self.retention_sweep_secs, v));
         set("AUDITLOG_QUERY_RETENTION_FLOOR_DAYS", &mut |v| assign(&mut self.retention_floor_days, v));
         set("AUDITLOG_QUERY_RETENTION_LOWERING_GRACE_SECS", &mut |v| assign(&mut self.retention_lowering_grace_secs, v));
@@ -335,6 +332,10 @@ impl QueryConfig {
         set("AUDITLOG_QUERY_LIMITS_MAX_IN_FLIGHT", &mut |v| assign(&mut l.max_in_flight, v));
         set("AUDITLOG_QUERY_LIMITS_REPLAY_MAX_EVENTS", &mut |v| assign(&mut l.replay_max_events, v));
         set("AUDITLOG_QUERY_LIMITS_REPLAY_MAX_SCAN", &mut |v| assign(&mut l.replay_max_scan, v));
+        // `AUDITLOG_QUERY_CURSOR_SECRET` or `AUDITLOG_QUERY_CURSOR_SECRET_FILE` (a mounted file).
+        if let Some(secret) = secret_from_env("AUDITLOG_QUERY_CURSOR_SECRET", &var, &mut problems) {
+            self.cursor_secret = Some(Secret::new(secret));
+        }
         problems.extend(self.auth.apply_env("AUDITLOG_QUERY_", &var));
         if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
@@ -368,7 +369,7 @@ mod tests {
         let config: QueryConfig = serde_json::from_str(include_str!("../query-api.example.json")).expect("example parses");
         config.validate().expect("example is valid");
         assert_eq!(config.topic(), "audit.events.v1");
-        assert!(!format!("{config:?}").contains("change-me"), "secrets are redacted");
+        assert!(!format!("{config:?}").contains("example-only"), "secrets are redacted");
     }
 
     #[test]

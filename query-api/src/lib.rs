@@ -2,7 +2,8 @@
 //! (issue #5), over the `EventStore`, `SearchIndex` and `EventLog` seams and the shared tenant
 //! registry; it never names a concrete backend.
 //!
-//! - [`server`]: [`router`] and [`run`] (`run(listener, state, shutdown)`);
+//! - [`server`]: [`router`] and [`run`] (`run(listener, state, shutdown)`), and
+//!   [`run_with_metrics_listener`] serving `/metrics` on a listener of its own;
 //! - [`routes`]: events (list, by id), stats, export, stream (WebSocket/SSE), admin;
 //! - [`params`]: strict query-string parsing into an [`auditlog_seams::EventFilter`];
 //! - [`reads`]: which read model serves a filter (store for keyed reads, index for the rest);
@@ -38,5 +39,5 @@ pub mod state;
 
 pub use config::QueryConfig;
 pub use error::QueryError;
-pub use server::{router, run};
+pub use server::{metrics_router, router, router_without_metrics, run, run_with_metrics_listener};
 pub use state::{Backends, QueryState};

@@ -16,8 +16,23 @@ use crate::ops::{self, ApiDoc};
 use crate::routes::{admin, events, export, stats, stream};
 use crate::state::QueryState;
 
-/// The query API over `state`, ready for `axum::serve` or `oneshot`.
+/// The query API over `state`, `/metrics` included, ready for `axum::serve` or `oneshot`.
 pub fn router(state: QueryState) -> Router {
+    app(state, true)
+}
+
+/// The query API without `/metrics` (404 there): the main listener when metrics are served on
+/// their own listener ([`metrics_router`]).
+pub fn router_without_metrics(state: QueryState) -> Router {
+    app(state, false)
+}
+
+/// `/metrics` alone (every other path 404), for a listener only the scraper reaches.
+pub fn metrics_router(state: QueryState) -> Router {
+    Router::new().route("/metrics", get(ops::metrics)).fallback(ops::not_found).with_state(state)
+}
+
+fn app(state: QueryState, with_metrics: bool) -> Router {
     let api = Router::new()
         .route("/v1/events", get(events::list))
         .route("/v1/events/export", get(export::export))
@@ -29,10 +44,10 @@ pub fn router(state: QueryState) -> Router {
         .route("/v1/tenants/{id}/api-keys", get(admin::list_api_keys).post(admin::create_api_key))
         .route("/v1/tenants/{id}/admin-events", get(admin::list_admin_events))
         .route("/v1/tenants/{id}/api-keys/{key_id}", axum::routing::delete(admin::revoke_api_key));
-    let ops = Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics));
+    let mut ops = Router::new().route("/healthz", get(ops::healthz)).route("/readyz", get(ops::readyz));
+    if with_metrics {
+        ops = ops.route("/metrics", get(ops::metrics));
+    }
     let router = Router::new()
         .merge(api)
         .merge(ops)
@@ -51,6 +66,18 @@ pub async fn run(
     state: QueryState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), QueryError> {
+    run_with_metrics_listener(listener, None, state, shutdown).await
+}
+
+/// [`run`], with `/metrics` on `metrics` instead of `listener` when given (so the API's
+/// listener, the one exposed to clients, does not publish the metrics); the metrics listener
+/// closes with the API's.
+pub async fn run_with_metrics_listener(
+    listener: tokio::net::TcpListener,
+    metrics: Option<tokio::net::TcpListener>,
+    state: QueryState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), QueryError> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, topic = %state.config().topic(), "query API listening");
     if let Err(err) = state.live().ensure_started().await {
@@ -61,8 +88,22 @@ pub async fn run(
     let sweeper = tokio::spawn(crate::retention::sweeper(state.clone(), every, async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
     }));
+    let metrics_server = match metrics {
+        Some(metrics) => {
+            tracing::info!(addr = %metrics.local_addr()?, "query API metrics listening");
+            let mut stopped = stop_tx.subscribe();
+            let app = metrics_router(state.clone());
+            Some(tokio::spawn(async move {
+                axum::serve(metrics, app).with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                }).await
+            }))
+        }
+        None => None,
+    };
+    let app = if metrics_server.is_some() { router_without_metrics(state.clone()) } else { router(state.clone()) };
     let live = state.live().clone();
-    let served = axum::serve(listener, router(state))
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("query API draining: closing live tails");
@@ -71,5 +112,8 @@ pub async fn run(
         .await;
     let _ = stop_tx.send(true);
     let _ = sweeper.await;
+    if let Some(server) = metrics_server {
+        let _ = server.await;
+    }
     served.map_err(QueryError::from)
 }

@@ -83,3 +83,62 @@ async fn ops_routes_answer() {
     let metrics = String::from_utf8(call(&api, "GET", "/metrics", None, None).await.body).expect("utf8");
     assert!(metrics.contains("auditlog_query_requests_total"), "{metrics}");
 }
+
+/// A token that fails against the configuration (issuer, audience, key id, algorithm,
+/// signature) is refused with one generic detail: the caller learns nothing of the
+/// configuration; an expired token still says so.
+#[tokio::test]
+async fn auth_errors_do_not_reveal_the_configuration() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let api = api().await;
+    let tenant = api.tenant("authcfg");
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = |iss: &str, aud: &str, exp: u64| serde_json::json!({"sub": "t", "tenant_id": tenant, "roles": ["reader"], "iss": iss, "aud": aud, "exp": exp});
+    let sign = |header: Header, claims: &serde_json::Value, secret: &[u8]| jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret)).expect("signs");
+    let ok = claims("auditlog", "auditlog", now + 600);
+    let with_kid = |alg, kid: &str| Header { kid: Some(kid.to_owned()), ..Header::new(alg) };
+    let mismatches = [
+        sign(Header::new(Algorithm::HS256), &claims("https://evil.example", "auditlog", now + 600), HS_SECRET.as_bytes()),
+        sign(Header::new(Algorithm::HS256), &claims("auditlog", "someone-else", now + 600), HS_SECRET.as_bytes()),
+        sign(with_kid(Algorithm::HS256, "no-such-key"), &ok, HS_SECRET.as_bytes()),
+        sign(with_kid(Algorithm::HS512, "dev"), &ok, HS_SECRET.as_bytes()),
+        sign(Header::new(Algorithm::HS256), &ok, b"another-secret-another-secret-another-secret"),
+    ];
+    for (i, token) in mismatches.iter().enumerate() {
+        let answer = get(&api, "/v1/events", token).await;
+        answer.assert_problem(401, None);
+        let detail = answer.json()["detail"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(detail, "authentication failed: invalid token", "case {i}");
+        for word in ["issuer", "audience", "kid", "key id", "algorithm", "HS256", "HS512", "dev", "auditlog", "signature"] {
+            assert!(!detail.contains(word), "case {i}: {detail:?} reveals {word:?}");
+        }
+    }
+    let expired = sign(Header::new(Algorithm::HS256), &claims("auditlog", "auditlog", now - 3600), HS_SECRET.as_bytes());
+    let answer = get(&api, "/v1/events", &expired).await;
+    answer.assert_problem(401, None);
+    assert_eq!(answer.json()["detail"], "authentication failed: token expired", "a client needs to know to refresh");
+}
+
+/// With a metrics listener, `/metrics` answers there and 404 on the API's listener; the
+/// API's listener keeps its other routes.
+#[tokio::test]
+async fn metrics_move_to_their_own_listener() {
+    let api = api().await;
+    let main = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (main_url, metrics_url) = (format!("http://{}", main.local_addr().expect("addr")), format!("http://{}", metrics.local_addr().expect("addr")));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(auditlog_query_api::run_with_metrics_listener(main, Some(metrics), api.state.clone(), async {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    let scraped = http.get(format!("{metrics_url}/metrics")).send().await.expect("metrics listener answers");
+    assert_eq!(scraped.status().as_u16(), 200);
+    assert!(scraped.text().await.expect("body").contains("# TYPE"), "Prometheus text");
+    assert_eq!(http.get(format!("{main_url}/metrics")).send().await.expect("main answers").status().as_u16(), 404);
+    assert_eq!(http.get(format!("{main_url}/healthz")).send().await.expect("main answers").status().as_u16(), 200);
+    assert_eq!(http.get(format!("{metrics_url}/v1/events")).send().await.expect("metrics answers").status().as_u16(), 404, "only /metrics there");
+    let _ = stop.send(());
+    served.await.expect("joins").expect("serves and stops");
+    assert!(http.get(format!("{metrics_url}/metrics")).send().await.is_err(), "the metrics listener closes with the API");
+}

@@ -84,9 +84,20 @@ impl JwtVerifier {
         })
     }
 
-    /// The caller a token speaks for, or 401 with the reason.
+    /// The caller a token speaks for, or 401. The caller learns only what it can act on
+    /// (a malformed token, an expired or not yet valid one, a missing claim, a refused
+    /// header); why a token failed against the configuration (unknown `kid`, an algorithm
+    /// not allowed, wrong issuer or audience, a bad signature) is logged, in the request's
+    /// span, and answered as "invalid token".
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let header = decode_header(token).map_err(|e| unauthenticated(&format!("malformed token header: {e}")))?;
+        self.check(token).map_err(|refusal| {
+            tracing::info!(reason = %refusal.logged, "bearer token refused");
+            AuthError::Unauthenticated(refusal.public)
+        })
+    }
+
+    fn check(&self, token: &str) -> Result<Principal, Refusal> {
+        let header = decode_header(token).map_err(|e| Refusal::new(MALFORMED, format!("malformed token header: {e}")))?;
         refuse_header_tricks(&header)?;
         let candidates: Vec<&VerifierKey> = self
             .keys
@@ -94,11 +105,11 @@ impl JwtVerifier {
             .filter(|k| header.kid.as_deref().is_none_or(|kid| kid == k.id))
             .collect();
         if candidates.is_empty() {
-            return Err(unauthenticated("token names an unknown key id"));
+            return Err(Refusal::invalid(format!("token names an unknown key id {:?}", header.kid.as_deref().unwrap_or_default())));
         }
         let allowed: Vec<&VerifierKey> = candidates.into_iter().filter(|k| k.algorithms.contains(&header.alg)).collect();
         if allowed.is_empty() {
-            return Err(unauthenticated(&format!("algorithm {:?} is not allowed", header.alg)));
+            return Err(Refusal::invalid(format!("algorithm {:?} is not allowed", header.alg)));
         }
         let validation = self.validation(header.alg);
         let mut last_error = None;
@@ -108,8 +119,7 @@ impl JwtVerifier {
                 Err(err) => last_error = Some(err),
             }
         }
-        let reason = last_error.map(|e| describe(&e)).unwrap_or_else(|| "token did not verify".into());
-        Err(unauthenticated(&reason))
+        Err(last_error.map_or_else(|| Refusal::invalid("token did not verify".into()), |e| describe(&e)))
     }
 
     fn validation(&self, alg: Algorithm) -> Validation {
@@ -185,7 +195,7 @@ fn load_jwk(jwk: &Jwk) -> Result<VerifierKey, String> {
     Ok(VerifierKey { id, key, algorithms: vec![alg] })
 }
 
-fn refuse_header_tricks(header: &Header) -> Result<(), AuthError> {
+fn refuse_header_tricks(header: &Header) -> Result<(), Refusal> {
     let tricks = [
         ("jku", header.jku.is_some()),
         ("x5u", header.x5u.is_some()),
@@ -194,17 +204,22 @@ fn refuse_header_tricks(header: &Header) -> Result<(), AuthError> {
         ("crit", header.crit.is_some()),
     ];
     match tricks.iter().find(|(_, present)| *present) {
-        Some((name, _)) => Err(unauthenticated(&format!("token header `{name}` is not accepted"))),
+        Some((name, _)) => {
+            let reason = format!("token header `{name}` is not accepted");
+            Err(Refusal { public: reason.clone(), logged: reason })
+        }
         None => Ok(()),
     }
 }
 
-fn principal(claims: Claims) -> Result<Principal, AuthError> {
+fn principal(claims: Claims) -> Result<Principal, Refusal> {
     let roles: Vec<Role> = claims.roles.iter().filter_map(|r| Role::parse(r)).collect();
     match &claims.tenant_id {
-        Some(tenant) if !is_well_formed_tenant_id(tenant) => return Err(unauthenticated("tenant_id claim is not a valid tenant id")),
+        Some(tenant) if !is_well_formed_tenant_id(tenant) => {
+            return Err(Refusal::new(BAD_TENANT_CLAIM, BAD_TENANT_CLAIM.to_owned()));
+        }
         None if !roles.contains(&Role::PlatformAdmin) => {
-            return Err(unauthenticated("tenant_id claim is required except on platform_admin tokens"));
+            return Err(Refusal::new(MISSING_TENANT_CLAIM, MISSING_TENANT_CLAIM.to_owned()));
         }
         _ => {}
     }
@@ -212,20 +227,43 @@ fn principal(claims: Claims) -> Result<Principal, AuthError> {
     Ok(Principal { subject, tenant_id: claims.tenant_id, roles })
 }
 
-fn describe(err: &jsonwebtoken::errors::Error) -> String {
-    use jsonwebtoken::errors::ErrorKind as K;
-    match err.kind() {
-        K::ExpiredSignature => "token expired".into(),
-        K::ImmatureSignature => "token not valid yet (nbf)".into(),
-        K::InvalidIssuer => "wrong issuer".into(),
-        K::InvalidAudience => "wrong audience".into(),
-        K::InvalidSignature => "signature does not verify".into(),
-        K::MissingRequiredClaim(claim) => format!("claim `{claim}` is required"),
-        K::InvalidAlgorithm => "algorithm not allowed for this key".into(),
-        _ => "token is invalid".into(),
+/// A refused token: what the caller is told, and what is logged.
+struct Refusal {
+    /// Says nothing about the configuration (keys, algorithms, issuer, audience).
+    public: String,
+    logged: String,
+}
+
+impl Refusal {
+    fn new(public: &str, logged: String) -> Self {
+        Self { public: public.to_owned(), logged }
+    }
+
+    /// A failure against the configuration: the caller learns only that the token is invalid.
+    fn invalid(logged: String) -> Self {
+        Self::new(INVALID, logged)
     }
 }
 
-fn unauthenticated(reason: &str) -> AuthError {
-    AuthError::Unauthenticated(reason.to_owned())
+const MALFORMED: &str = "malformed token header";
+const INVALID: &str = "invalid token";
+const BAD_TENANT_CLAIM: &str = "tenant_id claim is not a valid tenant id";
+const MISSING_TENANT_CLAIM: &str = "tenant_id claim is required except on platform_admin tokens";
+
+fn describe(err: &jsonwebtoken::errors::Error) -> Refusal {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match err.kind() {
+        K::ExpiredSignature => Refusal::new("token expired", "token expired".into()),
+        K::ImmatureSignature => Refusal::new("token not valid yet (nbf)", "token not valid yet (nbf)".into()),
+        // The required claims are the same everywhere (RFC 8725 profile), not configuration.
+        K::MissingRequiredClaim(claim) => {
+            let reason = format!("claim `{claim}` is required");
+            Refusal::new(&reason, reason.clone())
+        }
+        K::InvalidIssuer => Refusal::invalid("wrong issuer".into()),
+        K::InvalidAudience => Refusal::invalid("wrong audience".into()),
+        K::InvalidSignature => Refusal::invalid("signature does not verify".into()),
+        K::InvalidAlgorithm => Refusal::invalid("algorithm not allowed for this key".into()),
+        other => Refusal::invalid(format!("token is invalid: {other:?}")),
+    }
 }

@@ -149,11 +149,27 @@ fn the_auditlog_roles_share_one_hardened_image_and_the_same_backends() {
     assert_eq!(env(&doc, "gateway", "AUDITLOG_GATEWAY_REGISTRY_URL"), registry);
     assert_eq!(env(&doc, "query-api", "AUDITLOG_QUERY_REGISTRY_URL"), registry);
     assert!(registry.starts_with("http://registry:"), "{registry}");
-    // Tokens minted with the gateway's secret (`auditlog admin token`) must pass the query API.
-    let secret = env(&doc, "gateway", "AUDITLOG_GATEWAY_AUTH_HS256_SECRET");
-    assert_eq!(env(&doc, "query-api", "AUDITLOG_QUERY_AUTH_HS256_SECRET"), secret);
-    assert!(secret.len() >= 32 && secret.contains("dev-only"), "the default secret must be long and marked development-only");
-    assert!(env(&doc, "query-api", "AUDITLOG_QUERY_CURSOR_SECRET").len() >= 32);
+    // No secret value in the file: init draws each service's own HS256 key and the cursor
+    // key into a volume, and the services read them from files (development mode on, since
+    // they listen on 0.0.0.0 inside their containers).
+    let secrets_dir = env(&doc, "init", "AUDITLOG_INIT_DEV_SECRETS_DIR").to_owned();
+    let gateway_key = env(&doc, "gateway", "AUDITLOG_GATEWAY_AUTH_HS256_SECRET_FILE");
+    let query_key = env(&doc, "query-api", "AUDITLOG_QUERY_AUTH_HS256_SECRET_FILE");
+    assert_ne!(gateway_key, query_key, "the gateway and the query API have keys of their own");
+    for (name, file) in [("gateway", gateway_key), ("query-api", query_key), ("query-api", env(&doc, "query-api", "AUDITLOG_QUERY_CURSOR_SECRET_FILE"))] {
+        assert!(file.starts_with(&format!("{secrets_dir}/")), "{name}: {file} is not in init's {secrets_dir}");
+        assert_eq!(env(&doc, name, "AUDITLOG_DEV_MODE"), "true", "{name}: HS256 on 0.0.0.0 needs development mode");
+    }
+    let volume_of = |name: &str| strings(&service(&doc, name)["volumes"]).into_iter().find(|v| v.starts_with("auditlog-dev-secrets:")).map(str::to_owned);
+    assert!(volume_of("init").is_some_and(|v| secrets_dir.starts_with(v.split(':').nth(1).unwrap_or("?"))), "init writes the secrets into the volume");
+    for name in ["gateway", "query-api"] {
+        assert!(volume_of(name).is_some_and(|v| v.ends_with(":ro")), "{name} mounts the secrets read-only");
+    }
+    for (name, _) in ROLES {
+        for var in ["AUDITLOG_GATEWAY_AUTH_HS256_SECRET", "AUDITLOG_QUERY_AUTH_HS256_SECRET", "AUDITLOG_QUERY_CURSOR_SECRET"] {
+            assert!(service(&doc, name)["environment"].get(var).is_none(), "{name}: {var} holds a secret in the file");
+        }
+    }
     for var in ["AUDITLOG_INIT_PARTITIONS", "AUDITLOG_INIT_REPLICATION_FACTOR", "AUDITLOG_INIT_MIN_INSYNC_REPLICAS"] {
         env(&doc, "init", var);
     }

@@ -229,6 +229,8 @@ fn env_args(setup: &Setup, extra: &[(&str, String)]) -> Vec<String> {
     let mut env: BTreeMap<&str, String> = BTreeMap::from([
         ("AUDITLOG_GATEWAY_AUTH_HS256_SECRET", SECRET.to_owned()),
         ("AUDITLOG_QUERY_AUTH_HS256_SECRET", SECRET.to_owned()),
+        // The image listens on 0.0.0.0: HS256 there needs development mode.
+        ("AUDITLOG_DEV_MODE", "true".to_owned()),
         ("AUDITLOG_GATEWAY_TOPIC_PREFIX", setup.prefix.clone()),
         ("AUDITLOG_QUERY_TOPIC_PREFIX", setup.prefix.clone()),
         ("AUDITLOG_TOPIC", setup.topic()),
@@ -408,9 +410,17 @@ fn a_role_with_a_missing_or_wrong_setting_exits_non_zero_with_one_line_naming_it
     assert_one_clear_line(&no_key, "AUDITLOG_GATEWAY_AUTH");
     let no_query_key = run_to_exit(&[], &["query-api"]);
     assert_one_clear_line(&no_query_key, "AUDITLOG_QUERY_AUTH");
-    let broker = run_to_exit(&[secret, ("AUDITLOG_EVENT_LOG", unreachable), ("AUDITLOG_TENANT_REGISTRY", unreachable), ("AUDITLOG_STARTUP_TIMEOUT_SECS", "5")], &["gateway"]);
+    // The image listens on 0.0.0.0: HS256 without development mode, or a placeholder secret,
+    // ends the role with one line naming the setting (never the secret).
+    let no_dev_mode = run_to_exit(&[secret], &["gateway"]);
+    assert_one_clear_line(&no_dev_mode, "AUDITLOG_DEV_MODE");
+    let dev = ("AUDITLOG_DEV_MODE", "true");
+    let placeholder = run_to_exit(&[dev, ("AUDITLOG_GATEWAY_AUTH_HS256_SECRET", "dev-only-insecure-hs256-secret-change-me-0123456789")], &["gateway"]);
+    assert_one_clear_line(&placeholder, "AUDITLOG_GATEWAY_AUTH_HS256_SECRET");
+    assert!(!text(&placeholder.stderr).contains("change-me"), "the secret is never printed");
+    let broker = run_to_exit(&[secret, dev, ("AUDITLOG_EVENT_LOG", unreachable), ("AUDITLOG_TENANT_REGISTRY", unreachable), ("AUDITLOG_STARTUP_TIMEOUT_SECS", "5")], &["gateway"]);
     assert_one_clear_line(&broker, "AUDITLOG_EVENT_LOG");
-    let bad_uri = run_to_exit(&[query_secret, ("AUDITLOG_EVENT_STORE", "cassandra://127.0.0.1:9042")], &["query-api"]);
+    let bad_uri = run_to_exit(&[query_secret, dev, ("AUDITLOG_EVENT_STORE", "cassandra://127.0.0.1:9042")], &["query-api"]);
     assert_one_clear_line(&bad_uri, "AUDITLOG_EVENT_STORE");
     let bad_log = run_to_exit(&[("AUDITLOG_EVENT_LOG", "127.0.0.1:9092")], &["processor", "--sink", "scylla"]);
     assert_one_clear_line(&bad_log, "AUDITLOG_EVENT_LOG");

@@ -118,6 +118,18 @@ fn k8s_checker_refuses_a_dev_render_that_breaks_a_rule() {
         "an unknown field",
     );
     assert_refused(&without_block(&dev, "topologySpreadConstraints"), "dev", "no topologySpreadConstraints", "no topology spread");
+    assert_refused(
+        &mutated(&dev, "name: AUDITLOG_GATEWAY_METRICS_LISTEN", "name: AUDITLOG_GATEWAY_METRICS_LISTEN_OFF"),
+        "dev",
+        "AUDITLOG_GATEWAY_METRICS_LISTEN is not set",
+        "gateway metrics back on the API port",
+    );
+    assert_refused(
+        &format!("{dev}---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: auditlog-auth\n  namespace: auditlog\nstringData:\n  gateway-hs256-secret: FAKE\n"),
+        "dev",
+        "secrets are created by the operator",
+        "a committed Secret",
+    );
 }
 
 #[test]
