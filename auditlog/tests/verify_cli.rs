@@ -224,6 +224,14 @@ fn an_edited_field_is_caught_and_named() {
         lines[line_of(index) as usize - 1] = edited.to_string();
         let line = format!("line {}", line_of(index));
         assert_fails(&f.verify_lines(&lines, &[]), &[&line, &event_id(index), "inclusion proof"]);
+        // The machine-readable report names the same failure.
+        let (code, stdout, _) = f.verify_lines(&lines, &["--json"]);
+        assert_eq!(code, 1);
+        let report: Value = serde_json::from_str(stdout.trim()).expect("json report");
+        assert_eq!(report["ok"], false);
+        assert_eq!(report["failure"]["location"], line);
+        assert_eq!(report["failure"]["event_id"], event_id(index));
+        assert_eq!(report["failure"]["leaf_index"], index);
     }
 }
 
