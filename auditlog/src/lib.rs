@@ -7,8 +7,9 @@
 //! index of a deployment), `healthcheck` (the image's health probe), `admin` (tenants, API
 //! keys, development JWTs), `replay` and `reconcile` (rebuild and check the read models),
 //! `produce` (validate events and append them to Kafka in the Confluent Avro wire format),
-//! `tail` (follow a topic and print decoded events), `validate` (check events offline) and
-//! `schema` (print the current Avro schema).
+//! `tail` (follow a topic and print decoded events), `validate` (check events offline),
+//! `verify` (check ledger checkpoints, exports with proofs and proofs offline) and `schema`
+//! (print the current Avro schema).
 
 mod admin;
 mod commands;
@@ -21,6 +22,7 @@ mod query_api;
 mod signal;
 mod standalone;
 mod startup;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -97,6 +99,9 @@ enum Command {
     Healthcheck(healthcheck::HealthcheckArgs),
     /// Dead letters: `redrive` sends them back to their origin topic after a fix.
     Dlq(dlq::DlqArgs),
+    /// Check a checkpoint, an export with proofs, or a proof offline (exit 0 all holds, 1 a
+    /// check failed, 2 usage or unreadable input).
+    Verify(verify::VerifyArgs),
 }
 
 /// Log filter when `RUST_LOG` is unset. rdkafka's client context repeats every global
@@ -142,6 +147,7 @@ pub fn run() -> ExitCode {
             Command::Init(args) => init::init(args).await,
             Command::Healthcheck(args) => healthcheck::healthcheck(args).await,
             Command::Dlq(args) => dlq::dlq(args).await,
+            Command::Verify(args) => verify::verify(args),
             Command::Schema => {
                 println!("{}", auditlog_schemas::avro::current_schema_text().trim_end());
                 Ok(true)

@@ -5,8 +5,8 @@
 //! Pure and synchronous; storage is the `LedgerStore` seam in `auditlog-seams`. Components:
 //! [`leaf`] (what an event's leaf is), [`hash`] (RFC 6962 hashing), [`proof`] (inclusion and
 //! consistency proofs), [`tile`] (C2SP `tlog-tiles` paths and reads), [`builder`] (the
-//! incremental tile builder), [`note`] (C2SP `signed-note`, Ed25519) and [`checkpoint`]
-//! (C2SP `tlog-checkpoint`).
+//! incremental tile builder), [`note`] (C2SP `signed-note`, Ed25519), [`checkpoint`]
+//! (C2SP `tlog-checkpoint`) and [`keys`] (reading a verifier's key list).
 //!
 //! # Leaf encoding
 //!
@@ -82,6 +82,7 @@
 pub mod builder;
 pub mod checkpoint;
 pub mod hash;
+pub mod keys;
 pub mod leaf;
 pub mod note;
 pub mod proof;
@@ -90,6 +91,7 @@ pub mod tile;
 pub use builder::{Appended, TreeState};
 pub use checkpoint::{Checkpoint, origin};
 pub use hash::{HASH_SIZE, Hash, empty_root, leaf_hash, node_hash, root_of};
+pub use keys::parse_verifier_keys;
 pub use leaf::{event_leaf_hash, leaf_bytes};
 pub use note::{OpenedNote, Signer, Verifier};
 pub use proof::{HashReader, prove_consistency, prove_inclusion, tree_root, verify_consistency, verify_inclusion};
@@ -126,6 +128,14 @@ pub enum LedgerError {
         expected: String,
         /// The origin line of the checkpoint.
         found: String,
+    },
+    /// A verifier key in a key list that does not parse, or a list without keys.
+    #[error("{at}: {reason}")]
+    BadKey {
+        /// Which key: `keys[2]` in a JSON listing, `line 3` in a text list.
+        at: String,
+        /// What is wrong with it.
+        reason: String,
     },
     /// An event that cannot be encoded canonically.
     #[error("cannot encode event: {0}")]
