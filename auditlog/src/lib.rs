@@ -16,6 +16,7 @@ mod dlq;
 mod gateway;
 mod healthcheck;
 mod init;
+mod ledger;
 mod processor;
 mod query_api;
 mod signal;
@@ -97,6 +98,8 @@ enum Command {
     Healthcheck(healthcheck::HealthcheckArgs),
     /// Dead letters: `redrive` sends them back to their origin topic after a fix.
     Dlq(dlq::DlqArgs),
+    /// Make an Ed25519 checkpoint signing key for the ledger processor.
+    LedgerKey(ledger::LedgerKeyArgs),
 }
 
 /// Log filter when `RUST_LOG` is unset. rdkafka's client context repeats every global
@@ -142,6 +145,7 @@ pub fn run() -> ExitCode {
             Command::Init(args) => init::init(args).await,
             Command::Healthcheck(args) => healthcheck::healthcheck(args).await,
             Command::Dlq(args) => dlq::dlq(args).await,
+            Command::LedgerKey(args) => ledger::ledger_key(args),
             Command::Schema => {
                 println!("{}", auditlog_schemas::avro::current_schema_text().trim_end());
                 Ok(true)
