@@ -17,6 +17,7 @@ mod dlq;
 mod gateway;
 mod healthcheck;
 mod init;
+mod ledger;
 mod processor;
 mod query_api;
 mod signal;
@@ -102,6 +103,8 @@ enum Command {
     /// Check a checkpoint, an export with proofs, or a proof offline (exit 0 all holds, 1 a
     /// check failed, 2 usage or unreadable input).
     Verify(verify::VerifyArgs),
+    /// Make an Ed25519 checkpoint signing key for the ledger processor.
+    LedgerKey(ledger::LedgerKeyArgs),
 }
 
 /// Log filter when `RUST_LOG` is unset. rdkafka's client context repeats every global
@@ -148,6 +151,7 @@ pub fn run() -> ExitCode {
             Command::Healthcheck(args) => healthcheck::healthcheck(args).await,
             Command::Dlq(args) => dlq::dlq(args).await,
             Command::Verify(args) => verify::verify(args),
+            Command::LedgerKey(args) => ledger::ledger_key(args),
             Command::Schema => {
                 println!("{}", auditlog_schemas::avro::current_schema_text().trim_end());
                 Ok(true)

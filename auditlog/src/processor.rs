@@ -43,6 +43,10 @@ pub struct ViewBackends {
     /// (the query API's retention sweep removes the rest from every view).
     #[arg(long, env = "AUDITLOG_TENANT_REGISTRY", default_value = "kafka://127.0.0.1:9092")]
     tenant_registry: String,
+    /// Ledger store URI (`scylla://host:port/keyspace` or `file:///dir`): the ledger
+    /// processor's tiles, tree states and checkpoints.
+    #[arg(long, env = "AUDITLOG_LEDGER_STORE", default_value = "scylla://127.0.0.1:9042/auditlog")]
+    ledger_store: String,
     /// The shared topic; dedicated tenant topics are `<topic>.<tenant>`.
     #[arg(long, env = "AUDITLOG_TOPIC", default_value = "audit.events.v1")]
     topic: String,
@@ -62,6 +66,7 @@ impl ViewBackends {
             backends.store = uri("store");
             backends.index = uri("index");
             backends.tenant_registry = uri("tenants.json");
+            backends.ledger_store = uri("ledger");
         }
         backends
     }
@@ -101,7 +106,57 @@ pub struct ProcessorArgs {
     #[arg(long, env = "AUDITLOG_PROCESSOR_BATCH_AGE_MS", default_value_t = 100)]
     batch_age_ms: u64,
     #[command(flatten)]
+    ledger: LedgerArgs,
+    #[command(flatten)]
     backends: ViewBackends,
+}
+
+/// Options of the ledger processor (`--sink ledger`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LedgerArgs {
+    /// Checkpoint signing key files (Go `note` signer form, `PRIVATE+KEY+<name>+<id>+<key>`,
+    /// from `auditlog ledger-key`); two while a key rotation overlaps.
+    #[arg(long = "ledger-key-file", env = "AUDITLOG_LEDGER_KEY_FILES", value_delimiter = ',')]
+    key_files: Vec<std::path::PathBuf>,
+    /// The deployment's name: checkpoint origins are `<deployment>/<tenant>`.
+    #[arg(long = "ledger-deployment", env = "AUDITLOG_LEDGER_DEPLOYMENT", default_value = "auditlog")]
+    deployment: String,
+    /// The compacted topic checkpoints are published on.
+    #[arg(long = "checkpoint-topic", env = "AUDITLOG_CHECKPOINT_TOPIC", default_value = auditlog_processors::ledger::CHECKPOINT_TOPIC)]
+    checkpoint_topic: String,
+}
+
+/// The signers of `files`; at least one.
+pub fn load_signers(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<auditlog_ledger::Signer>> {
+    if files.is_empty() {
+        bail!("--ledger-key-file / AUDITLOG_LEDGER_KEY_FILES: the ledger needs a signing key (make one with `auditlog ledger-key --name <deployment>`)");
+    }
+    files
+        .iter()
+        .map(|path| {
+            let setting = startup::setting("--ledger-key-file", "AUDITLOG_LEDGER_KEY_FILES", &path.display().to_string());
+            let text = std::fs::read_to_string(path).with_context(|| setting.clone())?;
+            auditlog_ledger::Signer::parse(text.trim()).map_err(|e| anyhow::anyhow!("{setting}: not a signer key: {e}"))
+        })
+        .collect()
+}
+
+/// The ledger sink: the store, the signing keys listed in it, checkpoints published on `log`.
+pub async fn ledger_sink(args: &LedgerArgs, store_uri: &str, log: Arc<dyn auditlog_seams::EventLog>) -> anyhow::Result<Arc<auditlog_processors::ledger::LedgerSink>> {
+    use auditlog_processors::ledger::{CheckpointTopic, LedgerSink};
+    let signers = load_signers(&args.key_files)?;
+    auditlog_ledger::origin(&args.deployment, "tenant").with_context(|| startup::setting("--ledger-deployment", "AUDITLOG_LEDGER_DEPLOYMENT", &args.deployment))?;
+    let store = resolve::ledger_store(store_uri).await.with_context(|| startup::setting("--ledger-store", "AUDITLOG_LEDGER_STORE", store_uri))?;
+    let spec = auditlog_seams::event_log::TopicSpec {
+        name: args.checkpoint_topic.clone(),
+        partitions: 1,
+        replication_factor: -1,
+        configs: vec![("cleanup.policy".into(), "compact".into())],
+    };
+    log.ensure_topic_as(&spec).await.with_context(|| format!("creating the checkpoint topic {}", args.checkpoint_topic))?;
+    let sink = LedgerSink::new(store, signers, args.deployment.clone(), Some(CheckpointTopic { log, topic: args.checkpoint_topic.clone() }));
+    sink.register_keys().await.context("listing the signing keys in the ledger store")?;
+    Ok(Arc::new(sink))
 }
 
 /// Options of `auditlog replay`.
@@ -131,7 +186,7 @@ pub struct ReconcileArgs {
 }
 
 fn parse_sink(name: &str) -> Result<SinkKind, String> {
-    SinkKind::parse(name).ok_or_else(|| format!("unknown sink {name:?}: expected scylla or opensearch"))
+    SinkKind::parse(name).ok_or_else(|| format!("unknown sink {name:?}: expected scylla, opensearch or ledger"))
 }
 
 /// Each tenant's retention from the registry, looked up at each write; tenants without
@@ -160,6 +215,7 @@ async fn open_sink(kind: SinkKind, backends: &ViewBackends, rebuild: bool) -> an
         SinkKind::OpenSearch => Arc::new(IndexSink(
             resolve::search_index(&backends.index).await.with_context(|| startup::setting("--index", "AUDITLOG_SEARCH_INDEX", &backends.index))?,
         )),
+        SinkKind::Ledger => bail!("the ledger is built by `auditlog processor --sink ledger` only: it is append-only, never replayed into"),
     })
 }
 
@@ -184,7 +240,10 @@ pub async fn processor(mut args: ProcessorArgs) -> anyhow::Result<bool> {
     let log = resolve::event_log(&event_log).context(log_setting.clone())?;
     startup::log_reachable(log.as_ref(), &log_setting).await?;
     let codec = args.backends.codec()?;
-    let sink = open_sink(args.sink, &args.backends, false).await?;
+    let sink: Arc<dyn Sink> = match args.sink {
+        SinkKind::Ledger => ledger_sink(&args.ledger, &args.backends.ledger_store, Arc::clone(&log)).await?,
+        kind => open_sink(kind, &args.backends, false).await?,
+    };
     let mut config = config(args.sink, &args.backends);
     if let Some(group) = args.group {
         config.group = group;

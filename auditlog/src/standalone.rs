@@ -234,6 +234,7 @@ fn spawn_processor(
     let name = match kind {
         SinkKind::Scylla => "processor_store",
         SinkKind::OpenSearch => "processor_index",
+        SinkKind::Ledger => "processor_ledger",
     };
     let running = Arc::new(AtomicBool::new(true));
     let (log, codec, flag) = (Arc::clone(log), Arc::clone(codec), Arc::clone(&running));

@@ -82,6 +82,17 @@ impl Verifier {
         Self::new(name, self.key)
     }
 
+    /// The Ed25519 public key.
+    pub fn public_key(&self) -> &[u8; 32] {
+        self.key.as_bytes()
+    }
+
+    /// The verifier of a stored Ed25519 public key under `name`.
+    pub fn from_public_key(name: &str, public_key: &[u8]) -> Result<Self, LedgerError> {
+        let bytes: [u8; 32] = public_key.try_into().map_err(|_| LedgerError::Malformed("an Ed25519 public key is 32 bytes"))?;
+        Self::new(name, VerifyingKey::from_bytes(&bytes).map_err(|_| LedgerError::Malformed("not an Ed25519 public key"))?)
+    }
+
     fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         Signature::from_slice(signature).is_ok_and(|sig| self.key.verify_strict(message, &sig).is_ok())
     }

@@ -11,6 +11,8 @@ pub enum SinkKind {
     Scylla,
     /// The search index (OpenSearch; tantivy in standalone mode).
     OpenSearch,
+    /// The verifiable ledger (per-tenant Merkle trees and signed checkpoints).
+    Ledger,
 }
 
 impl SinkKind {
@@ -19,14 +21,16 @@ impl SinkKind {
         match self {
             Self::Scylla => "scylla",
             Self::OpenSearch => "opensearch",
+            Self::Ledger => "ledger",
         }
     }
 
-    /// Parses a command-line name (`scylla` or `store`; `opensearch` or `index`).
+    /// Parses a command-line name (`scylla` or `store`; `opensearch` or `index`; `ledger`).
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "scylla" | "store" => Some(Self::Scylla),
             "opensearch" | "index" => Some(Self::OpenSearch),
+            "ledger" => Some(Self::Ledger),
             _ => None,
         }
     }

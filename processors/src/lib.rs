@@ -32,6 +32,7 @@
 pub mod batch;
 pub mod config;
 pub mod dlq;
+pub mod ledger;
 pub mod metrics;
 pub mod ops;
 pub mod pipeline;

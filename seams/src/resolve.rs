@@ -113,6 +113,28 @@ pub async fn event_store_with(uri: &str, retention: Option<Retention>) -> Result
     }
 }
 
+/// The ledger store at `uri` (the event store's URI forms):
+/// - `scylla://host:port[,host:port...][/keyspace]`: the `ledger_*` tables in that keyspace;
+/// - `file:///path`: the file ledger store in that directory.
+pub async fn ledger_store(uri: &str) -> Result<Arc<dyn crate::ledger_store::LedgerStore>, crate::ledger_store::LedgerStoreError> {
+    use crate::ledger_store::LedgerStoreError;
+    let invalid = |e: String| LedgerStoreError::Invalid(e);
+    match uri.split_once("://") {
+        Some(("scylla", rest)) => {
+            let config = scylla_config(uri, rest).map_err(|e| invalid(e.to_string()))?;
+            Ok(Arc::new(crate::ledger_store::scylla::ScyllaLedgerStore::connect(&config).await?))
+        }
+        Some(("file", rest)) => {
+            let dir = file_path(rest).ok_or_else(|| invalid(format!("ledger store uri {uri:?} names no directory")))?;
+            let store = tokio::task::spawn_blocking(move || crate::ledger_store::embedded::FileLedgerStore::open(dir))
+                .await
+                .map_err(|e| LedgerStoreError::Unavailable(format!("opening the ledger store: {e}")))??;
+            Ok(Arc::new(store))
+        }
+        _ => Err(invalid(scheme_error("ledger store", uri, "scylla://127.0.0.1:9042/auditlog or file:///var/lib/auditlog/ledger"))),
+    }
+}
+
 /// The ScyllaDB settings of `host:port[,host:port...][/keyspace][?replication_factor=N]`.
 /// `replication_factor` applies only when the keyspace does not exist yet: it is created
 /// with `NetworkTopologyStrategy` and N replicas in each data center (without it:

@@ -58,6 +58,7 @@ async fn survives_reopen_and_leaves_no_temporary_files() {
 async fn a_tenant_named_like_a_store_file_is_just_a_tenant() {
     let (_dir, store) = store();
     store.put_tile("FORMAT", "tile/0/000.p/1", &[1u8; 32]).await.expect("tenant FORMAT does not clash with the format file");
+    drop(store); // one open store per directory: its leaf database is locked while open
     assert!(FileLedgerStore::open(_dir.path().join("ledger")).is_ok());
 }
 
@@ -82,4 +83,14 @@ async fn concurrent_writers_of_one_tile_one_wins() {
             assert!(matches!(result, Err(LedgerStoreError::Conflict { .. })));
         }
     }
+}
+
+#[tokio::test]
+async fn leaves_both_ways() {
+    s::leaves_both_ways(&store().1).await;
+}
+
+#[tokio::test]
+async fn keys_are_listed_once_and_retired() {
+    s::keys_are_listed_once_and_retired(&store().1).await;
 }

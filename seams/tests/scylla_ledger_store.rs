@@ -48,3 +48,13 @@ async fn tables_are_created_idempotently() {
     within(60, "first connect", ScyllaLedgerStore::connect(&config)).await.expect("first");
     within(60, "second connect", ScyllaLedgerStore::connect(&config)).await.expect("second connect reuses the tables");
 }
+
+#[tokio::test]
+async fn leaves_both_ways() {
+    s::leaves_both_ways(&store().await).await;
+}
+
+#[tokio::test]
+async fn keys_are_listed_once_and_retired() {
+    s::keys_are_listed_once_and_retired(&store().await).await;
+}

@@ -93,6 +93,7 @@ impl Stack {
         match kind {
             SinkKind::Scylla => Arc::new(StoreSink::new(self.store.clone())),
             SinkKind::OpenSearch => Arc::new(IndexSink(self.index.clone())),
+            SinkKind::Ledger => panic!("the ledger sink is built by the ledger tests"),
         }
     }
 

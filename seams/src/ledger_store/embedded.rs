@@ -5,16 +5,21 @@
 //! temporary file, fsynced, then hard-linked to its path (which fails if the path exists, so
 //! two writers cannot both win) and the directory fsynced. State and checkpoint are replaced
 //! atomically (write, fsync, rename, fsync the directory), so a crash leaves the old or the new.
+//! Leaf rows (id → index, index → id) are in a `fjall` database at `<root>/leaves`, each
+//! `put_leaves` one write batch fsynced before it returns; signing keys in `<root>/keys.json`.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
-use super::{LedgerState, LedgerStore, LedgerStoreError, StoredCheckpoint, check_tenant, check_tile_path};
+use super::{LeafEntry, LedgerState, LedgerStore, LedgerStoreError, SigningKeyRecord, StoredCheckpoint, check_tenant, check_tile_path};
 use crate::LogPosition;
 use crate::event_log::embedded::files::{check_format, sync_dir, write_atomic};
 
@@ -23,9 +28,40 @@ const FORMAT_VERSION: u32 = 1;
 const TENANTS: &str = "tenants";
 
 /// The file-backed ledger store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FileLedgerStore {
     root: Arc<PathBuf>,
+    leaves: Arc<Leaves>,
+    /// Serialises read-modify-write of `keys.json`.
+    keys_lock: Arc<Mutex<()>>,
+}
+
+impl std::fmt::Debug for FileLedgerStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileLedgerStore").field("root", &self.root).finish_non_exhaustive()
+    }
+}
+
+struct Leaves {
+    db: Database,
+    by_id: Keyspace,
+    by_index: Keyspace,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyFile {
+    public_key: String,
+    name: String,
+    not_before: i128,
+    not_after: Option<i128>,
+}
+
+fn id_key(tenant: &str, id: &str) -> Vec<u8> {
+    [tenant.as_bytes(), b"\0", id.as_bytes()].concat()
+}
+
+fn index_key(tenant: &str, index: u64) -> Vec<u8> {
+    [tenant.as_bytes(), b"\0", &index.to_be_bytes()].concat()
 }
 
 #[derive(Serialize, Deserialize)]
@@ -49,12 +85,32 @@ impl FileLedgerStore {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, LedgerStoreError> {
         let root = root.into();
         check_format(&root, FORMAT_KIND, FORMAT_VERSION).map_err(LedgerStoreError::Unavailable)?;
-        Ok(Self { root: Arc::new(root) })
+        let unavailable = |e: fjall::Error| LedgerStoreError::Unavailable(format!("{}: {e}", root.join("leaves").display()));
+        let db = Database::builder(root.join("leaves")).open().map_err(unavailable)?;
+        let by_id = db.keyspace("by_id", KeyspaceCreateOptions::default).map_err(unavailable)?;
+        let by_index = db.keyspace("by_index", KeyspaceCreateOptions::default).map_err(unavailable)?;
+        Ok(Self { root: Arc::new(root), leaves: Arc::new(Leaves { db, by_id, by_index }), keys_lock: Arc::new(Mutex::new(())) })
     }
 
     async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(&Path) -> Result<T, LedgerStoreError> + Send + 'static) -> Result<T, LedgerStoreError> {
         let root = Arc::clone(&self.root);
         tokio::task::spawn_blocking(move || f(&root)).await.map_err(|e| LedgerStoreError::Unavailable(format!("ledger store task failed: {e}")))?
+    }
+
+    async fn with_self<T: Send + 'static>(&self, f: impl FnOnce(&Self) -> Result<T, LedgerStoreError> + Send + 'static) -> Result<T, LedgerStoreError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || f(&this)).await.map_err(|e| LedgerStoreError::Unavailable(format!("ledger store task failed: {e}")))?
+    }
+
+    fn read_keys(&self) -> Result<Vec<KeyFile>, LedgerStoreError> {
+        Ok(read_json::<Vec<KeyFile>>(&self.root.join("keys.json"))?.unwrap_or_default())
+    }
+
+    fn update_keys(&self, change: impl FnOnce(&mut Vec<KeyFile>)) -> Result<(), LedgerStoreError> {
+        let _lock = self.keys_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut keys = self.read_keys()?;
+        change(&mut keys);
+        write_json(&self.root, "keys.json", &keys)
     }
 }
 
@@ -172,5 +228,107 @@ impl LedgerStore for FileLedgerStore {
         let path = self.root.join(TENANTS).join(tenant).join("checkpoint.json");
         let file: Option<CheckpointFile> = self.blocking(move |_| read_json(&path)).await?;
         Ok(file.map(|f| StoredCheckpoint { size: f.size, note: f.note }))
+    }
+
+    async fn put_leaves(&self, tenant: &str, leaves: &[LeafEntry]) -> Result<(), LedgerStoreError> {
+        check_tenant(tenant)?;
+        let tenant = tenant.to_string();
+        let leaves = leaves.to_vec();
+        self.with_self(move |this| {
+            let l = &this.leaves;
+            let mut batch = l.db.batch().durability(Some(PersistMode::SyncAll));
+            for leaf in &leaves {
+                batch.insert(&l.by_id, id_key(&tenant, &leaf.id), &leaf.index.to_be_bytes()[..]);
+                batch.insert(&l.by_index, index_key(&tenant, leaf.index), leaf.id.as_bytes());
+            }
+            batch.commit().map_err(|e| LedgerStoreError::Unavailable(format!("writing leaves: {e}")))
+        })
+        .await
+    }
+
+    async fn leaf_indexes(&self, tenant: &str, ids: &[String]) -> Result<HashMap<String, u64>, LedgerStoreError> {
+        check_tenant(tenant)?;
+        let tenant = tenant.to_string();
+        let ids = ids.to_vec();
+        self.with_self(move |this| {
+            let mut found = HashMap::new();
+            for id in ids {
+                let value = this.leaves.by_id.get(id_key(&tenant, &id)).map_err(|e| LedgerStoreError::Unavailable(format!("reading leaves: {e}")))?;
+                if let Some(value) = value {
+                    let bytes: [u8; 8] = value.as_ref().try_into().map_err(|_| LedgerStoreError::Corrupt(format!("leaf index of {id} is not 8 bytes")))?;
+                    found.insert(id, u64::from_be_bytes(bytes));
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn leaves(&self, tenant: &str, from: u64, limit: usize) -> Result<Vec<LeafEntry>, LedgerStoreError> {
+        check_tenant(tenant)?;
+        let (low, high) = (index_key(tenant, from), index_key(tenant, u64::MAX));
+        let prefix = tenant.len() + 1;
+        self.with_self(move |this| {
+            let mut out = Vec::new();
+            for item in this.leaves.by_index.range(low.as_slice()..=high.as_slice()).take(limit) {
+                let (key, value) = item.into_inner().map_err(|e| LedgerStoreError::Unavailable(format!("reading leaves: {e}")))?;
+                let index: [u8; 8] = key.get(prefix..).and_then(|b| b.try_into().ok()).ok_or_else(|| LedgerStoreError::Corrupt("a leaf key is malformed".into()))?;
+                let id = String::from_utf8(value.to_vec()).map_err(|_| LedgerStoreError::Corrupt("a leaf id is not UTF-8".into()))?;
+                out.push(LeafEntry { index: u64::from_be_bytes(index), id });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn put_key(&self, key: &SigningKeyRecord) -> Result<(), LedgerStoreError> {
+        let key = key.clone();
+        self.with_self(move |this| {
+            this.update_keys(|keys| {
+                let hex_key = hex(&key.public_key);
+                if !keys.iter().any(|k| k.public_key == hex_key) {
+                    keys.push(KeyFile {
+                        public_key: hex_key,
+                        name: key.name.clone(),
+                        not_before: key.not_before.unix_timestamp_nanos(),
+                        not_after: key.not_after.map(OffsetDateTime::unix_timestamp_nanos),
+                    });
+                }
+            })
+        })
+        .await
+    }
+
+    async fn retire_key(&self, public_key: &[u8], at: OffsetDateTime) -> Result<(), LedgerStoreError> {
+        let hex_key = hex(public_key);
+        self.with_self(move |this| {
+            this.update_keys(|keys| {
+                for key in keys.iter_mut().filter(|k| k.public_key == hex_key) {
+                    key.not_after = Some(at.unix_timestamp_nanos());
+                }
+            })
+        })
+        .await
+    }
+
+    async fn keys(&self) -> Result<Vec<SigningKeyRecord>, LedgerStoreError> {
+        self.with_self(|this| {
+            let time = |nanos: i128| OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|e| LedgerStoreError::Corrupt(format!("keys.json: {e}")));
+            let mut keys = this
+                .read_keys()?
+                .into_iter()
+                .map(|k| {
+                    Ok(SigningKeyRecord {
+                        public_key: unhex(&k.public_key).ok_or_else(|| LedgerStoreError::Corrupt("keys.json: a public key is not hex".into()))?,
+                        name: k.name,
+                        not_before: time(k.not_before)?,
+                        not_after: k.not_after.map(time).transpose()?,
+                    })
+                })
+                .collect::<Result<Vec<_>, LedgerStoreError>>()?;
+            keys.sort_by_key(|k| k.not_before);
+            Ok(keys)
+        })
+        .await
     }
 }

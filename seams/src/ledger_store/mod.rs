@@ -12,6 +12,13 @@
 //!   the builder resumes from the loaded state and consumes from its position.
 //! - **The checkpoint** is the latest signed note per tenant; the last save wins (one ledger
 //!   writer per tenant saves them in order).
+//! - **Leaves.** Each leaf's event id is kept both ways (id → index, index → id), so a retried
+//!   duplicate id never becomes a second leaf and a read can name an event's leaf. Leaf rows
+//!   are written before the state that covers them; a row whose index is not below the saved
+//!   size is provisional (a crash between the two) and is rewritten by the replay.
+//! - **Keys.** The public halves of the deployment's checkpoint signing keys, with the time
+//!   each was first used and, once retired, last valid: old keys stay listed so checkpoints
+//!   they signed still verify.
 //! - **Errors.** [`LedgerStoreError::Unavailable`] is transient: retry, commit nothing
 //!   meanwhile. [`LedgerStoreError::Invalid`] is the caller's mistake (a bad tenant or path).
 //!
@@ -21,7 +28,11 @@
 pub mod embedded;
 pub mod scylla;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
+use time::OffsetDateTime;
+
 use crate::LogPosition;
 
 /// Why a ledger store call failed.
@@ -67,6 +78,28 @@ pub struct StoredCheckpoint {
     pub note: String,
 }
 
+/// One leaf: the index it holds in its tenant's tree and the event it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafEntry {
+    /// Position in the tree, from 0.
+    pub index: u64,
+    /// The event id.
+    pub id: String,
+}
+
+/// The public half of a checkpoint signing key of the deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    /// The Ed25519 public key (32 bytes); the record's identity.
+    pub public_key: Vec<u8>,
+    /// The key's name in its signer file.
+    pub name: String,
+    /// When a ledger writer first signed with it.
+    pub not_before: OffsetDateTime,
+    /// When it was retired; `None` while current.
+    pub not_after: Option<OffsetDateTime>,
+}
+
 /// Storage of every tenant's ledger.
 #[async_trait]
 pub trait LedgerStore: Send + Sync {
@@ -96,6 +129,27 @@ pub trait LedgerStore: Send + Sync {
 
     /// The tenant's latest checkpoint, `None` before the first.
     async fn load_checkpoint(&self, tenant: &str) -> Result<Option<StoredCheckpoint>, LedgerStoreError>;
+
+    /// Records each leaf both ways (id → index and index → id), overwriting provisional rows.
+    /// Durable when it returns.
+    async fn put_leaves(&self, tenant: &str, leaves: &[LeafEntry]) -> Result<(), LedgerStoreError>;
+
+    /// The leaf index of each of `ids` that has a leaf row (provisional ones included: compare
+    /// with the saved size).
+    async fn leaf_indexes(&self, tenant: &str, ids: &[String]) -> Result<HashMap<String, u64>, LedgerStoreError>;
+
+    /// Up to `limit` leaves from index `from` on, in index order.
+    async fn leaves(&self, tenant: &str, from: u64, limit: usize) -> Result<Vec<LeafEntry>, LedgerStoreError>;
+
+    /// Lists a signing key unless its public key is listed already (the first `not_before`
+    /// stays).
+    async fn put_key(&self, key: &SigningKeyRecord) -> Result<(), LedgerStoreError>;
+
+    /// Marks a listed key retired at `at`; unknown keys are ignored.
+    async fn retire_key(&self, public_key: &[u8], at: OffsetDateTime) -> Result<(), LedgerStoreError>;
+
+    /// Every signing key ever listed, oldest first.
+    async fn keys(&self) -> Result<Vec<SigningKeyRecord>, LedgerStoreError>;
 }
 
 /// A tenant id usable as a key and a directory name: non-empty, ASCII letters, digits, `-`,

@@ -7,19 +7,27 @@
 //! - `ledger_state (tenant_id) → size, builder, log_topic, log_partition, log_offset`: one row,
 //!   written by one `INSERT`, so size, builder state and position are atomic together.
 //! - `ledger_checkpoints (tenant_id) → size, note`: the latest checkpoint.
+//! - `ledger_leaf_ids ((tenant_id, id)) → leaf_index` and
+//!   `ledger_leaves ((tenant_id, bucket), leaf_index) → id`: each leaf both ways; a bucket holds
+//!   [`LEAVES_PER_BUCKET`] consecutive indexes, so no partition grows without bound.
+//! - `ledger_keys (public_key) → name, not_before, not_after`: the deployment's signing keys
+//!   (times in microseconds since the epoch), listed with `IF NOT EXISTS`.
 //!
 //! Writes return once acknowledged at the session's consistency (the tile transaction at
 //! SERIAL); see the event store's notes on commit-log durability.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::{StreamExt as _, TryStreamExt as _};
+use time::OffsetDateTime;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlValue, Row};
 
-use super::{LedgerState, LedgerStore, LedgerStoreError, StoredCheckpoint, check_tenant, check_tile_path};
+use super::{LeafEntry, LedgerState, LedgerStore, LedgerStoreError, SigningKeyRecord, StoredCheckpoint, check_tenant, check_tile_path};
 use crate::LogPosition;
 use crate::event_store::scylla::ScyllaConfig;
 
@@ -37,6 +45,27 @@ struct Statements {
     select_state: PreparedStatement,
     insert_checkpoint: PreparedStatement,
     select_checkpoint: PreparedStatement,
+    insert_leaf_id: PreparedStatement,
+    insert_leaf: PreparedStatement,
+    select_leaf_id: PreparedStatement,
+    select_leaves: PreparedStatement,
+    insert_key: PreparedStatement,
+    retire_key: PreparedStatement,
+    select_keys: PreparedStatement,
+}
+
+/// Consecutive leaf indexes per `ledger_leaves` partition.
+pub const LEAVES_PER_BUCKET: u64 = 1 << 16;
+
+/// Leaf rows written or read concurrently.
+const LEAF_CONCURRENCY: usize = 64;
+
+fn micros(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
+fn from_micros(us: i64) -> Result<OffsetDateTime, LedgerStoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).map_err(|e| LedgerStoreError::Corrupt(format!("key time {us}: {e}")))
 }
 
 impl std::fmt::Debug for ScyllaLedgerStore {
@@ -59,6 +88,12 @@ fn schema(keyspace: &str, replication: &str) -> Vec<String> {
              log_topic text, log_partition int, log_offset bigint)"
         ),
         format!("CREATE TABLE IF NOT EXISTS {keyspace}.ledger_checkpoints (tenant_id text PRIMARY KEY, size bigint, note text)"),
+        format!("CREATE TABLE IF NOT EXISTS {keyspace}.ledger_leaf_ids (tenant_id text, id text, leaf_index bigint, PRIMARY KEY ((tenant_id, id)))"),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.ledger_leaves (tenant_id text, bucket bigint, leaf_index bigint, id text, \
+             PRIMARY KEY ((tenant_id, bucket), leaf_index))"
+        ),
+        format!("CREATE TABLE IF NOT EXISTS {keyspace}.ledger_keys (public_key blob PRIMARY KEY, name text, not_before bigint, not_after bigint)"),
     ]
 }
 
@@ -103,6 +138,16 @@ impl ScyllaLedgerStore {
             select_state: prepare(format!("SELECT size, builder, log_topic, log_partition, log_offset FROM {ks}.ledger_state WHERE tenant_id = ?")).await?,
             insert_checkpoint: prepare(format!("INSERT INTO {ks}.ledger_checkpoints (tenant_id, size, note) VALUES (?, ?, ?)")).await?,
             select_checkpoint: prepare(format!("SELECT size, note FROM {ks}.ledger_checkpoints WHERE tenant_id = ?")).await?,
+            insert_leaf_id: prepare(format!("INSERT INTO {ks}.ledger_leaf_ids (tenant_id, id, leaf_index) VALUES (?, ?, ?)")).await?,
+            insert_leaf: prepare(format!("INSERT INTO {ks}.ledger_leaves (tenant_id, bucket, leaf_index, id) VALUES (?, ?, ?, ?)")).await?,
+            select_leaf_id: prepare(format!("SELECT leaf_index FROM {ks}.ledger_leaf_ids WHERE tenant_id = ? AND id = ?")).await?,
+            select_leaves: prepare(format!(
+                "SELECT leaf_index, id FROM {ks}.ledger_leaves WHERE tenant_id = ? AND bucket = ? AND leaf_index >= ? LIMIT ?"
+            ))
+            .await?,
+            insert_key: prepare(format!("INSERT INTO {ks}.ledger_keys (public_key, name, not_before) VALUES (?, ?, ?) IF NOT EXISTS")).await?,
+            retire_key: prepare(format!("UPDATE {ks}.ledger_keys SET not_after = ? WHERE public_key = ? IF EXISTS")).await?,
+            select_keys: prepare(format!("SELECT public_key, name, not_before, not_after FROM {ks}.ledger_keys")).await?,
         };
         Ok(Self { session, st: Arc::new(st) })
     }
@@ -167,5 +212,89 @@ impl LedgerStore for ScyllaLedgerStore {
         let result = self.session.execute_unpaged(&self.st.select_checkpoint, (tenant,)).await.map_err(unavailable)?;
         let row = result.into_rows_result().map_err(unavailable)?.maybe_first_row::<(i64, String)>().map_err(unavailable)?;
         row.map(|(size, note)| Ok(StoredCheckpoint { size: size_from_cql(size)?, note })).transpose()
+    }
+
+    async fn put_leaves(&self, tenant: &str, leaves: &[LeafEntry]) -> Result<(), LedgerStoreError> {
+        check_tenant(tenant)?;
+        let mut writes = Vec::with_capacity(leaves.len());
+        for leaf in leaves {
+            let (session, st, tenant, id) = (Arc::clone(&self.session), Arc::clone(&self.st), tenant.to_string(), leaf.id.clone());
+            let (index, bucket) = (size_to_cql(leaf.index)?, size_to_cql(leaf.index / LEAVES_PER_BUCKET)?);
+            writes.push(async move {
+                let by_id = session.execute_unpaged(&st.insert_leaf_id, (&tenant, &id, index));
+                let by_index = session.execute_unpaged(&st.insert_leaf, (&tenant, bucket, index, &id));
+                let (a, b) = futures::join!(by_id, by_index);
+                a.map_err(unavailable)?;
+                b.map_err(unavailable)?;
+                Ok::<(), LedgerStoreError>(())
+            });
+        }
+        futures::stream::iter(writes).buffer_unordered(LEAF_CONCURRENCY).try_collect().await
+    }
+
+    async fn leaf_indexes(&self, tenant: &str, ids: &[String]) -> Result<HashMap<String, u64>, LedgerStoreError> {
+        check_tenant(tenant)?;
+        let mut reads = Vec::with_capacity(ids.len());
+        for id in ids {
+            let (session, st, tenant, id) = (Arc::clone(&self.session), Arc::clone(&self.st), tenant.to_string(), id.clone());
+            reads.push(async move {
+                let result = session.execute_unpaged(&st.select_leaf_id, (&tenant, &id)).await.map_err(unavailable)?;
+                let row = result.into_rows_result().map_err(unavailable)?.maybe_first_row::<(i64,)>().map_err(unavailable)?;
+                row.map(|(index,)| Ok::<_, LedgerStoreError>((id, size_from_cql(index)?))).transpose()
+            });
+        }
+        let found: Vec<Option<(String, u64)>> = futures::stream::iter(reads).buffer_unordered(LEAF_CONCURRENCY).try_collect().await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    async fn leaves(&self, tenant: &str, from: u64, limit: usize) -> Result<Vec<LeafEntry>, LedgerStoreError> {
+        check_tenant(tenant)?;
+        let mut out = Vec::new();
+        let mut next = from;
+        while out.len() < limit {
+            let bucket = next / LEAVES_PER_BUCKET;
+            let want = i32::try_from(limit - out.len()).unwrap_or(i32::MAX);
+            let values = (tenant, size_to_cql(bucket)?, size_to_cql(next)?, want);
+            let result = self.session.execute_unpaged(&self.st.select_leaves, values).await.map_err(unavailable)?;
+            let rows = result.into_rows_result().map_err(unavailable)?;
+            let before = out.len();
+            for row in rows.rows::<(i64, String)>().map_err(unavailable)? {
+                let (index, id) = row.map_err(unavailable)?;
+                out.push(LeafEntry { index: size_from_cql(index)?, id });
+            }
+            // Leaves are dense: the next bucket holds more only when this one ran to its end.
+            let bucket_end = (bucket + 1) * LEAVES_PER_BUCKET;
+            if out.len() == before || out.last().map(|l| l.index + 1) != Some(bucket_end) {
+                break;
+            }
+            next = bucket_end;
+        }
+        Ok(out)
+    }
+
+    async fn put_key(&self, key: &SigningKeyRecord) -> Result<(), LedgerStoreError> {
+        let values = (&key.public_key, &key.name, micros(key.not_before));
+        self.session.execute_unpaged(&self.st.insert_key, values).await.map_err(unavailable)?;
+        if let Some(at) = key.not_after {
+            self.retire_key(&key.public_key, at).await?;
+        }
+        Ok(())
+    }
+
+    async fn retire_key(&self, public_key: &[u8], at: OffsetDateTime) -> Result<(), LedgerStoreError> {
+        self.session.execute_unpaged(&self.st.retire_key, (micros(at), public_key)).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn keys(&self) -> Result<Vec<SigningKeyRecord>, LedgerStoreError> {
+        let result = self.session.execute_unpaged(&self.st.select_keys, &[]).await.map_err(unavailable)?;
+        let rows = result.into_rows_result().map_err(unavailable)?;
+        let mut keys = Vec::new();
+        for row in rows.rows::<(Vec<u8>, String, i64, Option<i64>)>().map_err(unavailable)? {
+            let (public_key, name, not_before, not_after) = row.map_err(unavailable)?;
+            keys.push(SigningKeyRecord { public_key, name, not_before: from_micros(not_before)?, not_after: not_after.map(from_micros).transpose()? });
+        }
+        keys.sort_by_key(|k| k.not_before);
+        Ok(keys)
     }
 }

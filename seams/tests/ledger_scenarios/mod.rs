@@ -95,3 +95,59 @@ pub async fn builder_resumes_from_stored_tiles(store: &dyn LedgerStore) {
     let proof = prove_inclusion(index, size, &reader).expect("proof");
     verify_inclusion(&proof, index, size, &leaves[index as usize], &root_of(&leaves[..size as usize])).expect("verifies");
 }
+
+pub async fn leaves_both_ways(store: &dyn LedgerStore) {
+    use auditlog_seams::ledger_store::LeafEntry;
+    let (t, other) = (tenant("leaves"), tenant("leaves-other"));
+    // Enough leaves to cross the CQL store's bucket boundary would be slow; 300 cross nothing
+    // but show order, paging and the provisional overwrite.
+    let leaves: Vec<LeafEntry> = (0..300).map(|i| LeafEntry { index: i, id: format!("ev-{i:04}") }).collect();
+    store.put_leaves(&t, &leaves[..200]).await.expect("put");
+    store.put_leaves(&t, &leaves[200..]).await.expect("put");
+    let ids: Vec<String> = ["ev-0000", "ev-0150", "ev-0299", "missing"].iter().map(|s| s.to_string()).collect();
+    let found = store.leaf_indexes(&t, &ids).await.expect("indexes");
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert_eq!(found["ev-0000"], 0);
+    assert_eq!(found["ev-0150"], 150);
+    assert_eq!(found["ev-0299"], 299);
+    assert!(store.leaf_indexes(&other, &ids).await.expect("indexes").is_empty(), "another tenant sees no leaf");
+    let page = store.leaves(&t, 250, 20).await.expect("leaves");
+    assert_eq!(page.iter().map(|l| l.index).collect::<Vec<_>>(), (250..270).collect::<Vec<_>>());
+    assert_eq!(page[0].id, "ev-0250");
+    let tail = store.leaves(&t, 290, 100).await.expect("leaves");
+    assert_eq!(tail.len(), 10, "the tree ends at 300");
+    assert!(store.leaves(&t, 300, 10).await.expect("leaves").is_empty());
+    // A provisional row (a crash before the state was saved) is rewritten by the replay.
+    store.put_leaves(&t, &[LeafEntry { index: 299, id: "ev-replayed".into() }]).await.expect("overwrite");
+    assert_eq!(store.leaves(&t, 299, 1).await.expect("leaves")[0].id, "ev-replayed");
+}
+
+pub async fn keys_are_listed_once_and_retired(store: &dyn LedgerStore) {
+    use auditlog_seams::ledger_store::SigningKeyRecord;
+    use time::OffsetDateTime;
+    let key = |byte: u8, at: i64| SigningKeyRecord {
+        public_key: vec![byte; 32],
+        name: format!("key-{byte}"),
+        not_before: OffsetDateTime::from_unix_timestamp(at).expect("time"),
+        not_after: None,
+    };
+    // Keys are global to the store; use random bytes so runs against a shared keyspace differ.
+    let (a, b) = (rand_byte(), rand_byte().wrapping_add(1));
+    let before = store.keys().await.expect("keys").len();
+    store.put_key(&key(a, 1_700_000_000)).await.expect("put");
+    store.put_key(&key(a, 1_800_000_000)).await.expect("listing again keeps the first not_before");
+    store.put_key(&key(b, 1_750_000_000)).await.expect("put");
+    store.retire_key(&[a; 32], OffsetDateTime::from_unix_timestamp(1_760_000_000).expect("time")).await.expect("retire");
+    let keys = store.keys().await.expect("keys");
+    let mine: Vec<_> = keys.iter().filter(|k| k.public_key == vec![a; 32] || k.public_key == vec![b; 32]).collect();
+    assert!(keys.len() >= before + 1, "{keys:?}");
+    let first = mine.iter().find(|k| k.public_key == vec![a; 32]).expect("a listed");
+    assert_eq!(first.not_before.unix_timestamp(), 1_700_000_000);
+    assert_eq!(first.not_after.map(|t| t.unix_timestamp()), Some(1_760_000_000));
+    let second = mine.iter().find(|k| k.public_key == vec![b; 32]).expect("b listed");
+    assert_eq!(second.not_after, None);
+}
+
+fn rand_byte() -> u8 {
+    uuid::Uuid::new_v4().as_bytes()[0]
+}
