@@ -1,0 +1,185 @@
+//! The ledger processor against the real stack (Kafka, the schema registry, Cassandra): one
+//! leaf per distinct event in log order, retried duplicates and a re-read of the whole log
+//! add nothing, a restart resumes exactly, and every checkpoint is signed, consistent with the
+//! later ones and published on the compacted checkpoint topic for stock consumers.
+#![cfg(feature = "real-services")]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auditlog_ledger::{Checkpoint, Hash, Signer, event_leaf_hash, root_of};
+use auditlog_processors::SinkKind;
+use auditlog_processors::ledger::{CheckpointTopic, LedgerSink};
+use auditlog_schemas::AuditEvent;
+use auditlog_seams::event_store::scylla::ScyllaConfig;
+use auditlog_seams::ledger_store::LedgerStore;
+use auditlog_seams::ledger_store::scylla::ScyllaLedgerStore;
+use common::{Running, Stack, cassandra_contact_point, event, eventually, kafka_bootstrap, unique, within};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+const DEPLOYMENT: &str = "ledger.test";
+
+struct Ledger {
+    store: Arc<ScyllaLedgerStore>,
+    signer: Signer,
+    checkpoint_topic: String,
+}
+
+impl Ledger {
+    async fn new(stack: &Stack) -> Self {
+        let config = ScyllaConfig::new(vec![cassandra_contact_point()], unique("ledger_proc_"));
+        let store = within(90, "cassandra creates the ledger tables", ScyllaLedgerStore::connect(&config)).await.expect("ledger store");
+        let checkpoint_topic = unique("proc.checkpoints.");
+        within(20, "kafka creates the checkpoint topic", stack.log.ensure_topic(&checkpoint_topic, 1)).await.expect("topic");
+        Self { store: Arc::new(store), signer: Signer::generate("ledger-test-key").expect("key"), checkpoint_topic }
+    }
+
+    /// A fresh sink (no cached trees), as a restarted process has.
+    fn sink(&self, stack: &Stack) -> Arc<LedgerSink> {
+        let publish = CheckpointTopic { log: stack.log.clone() as Arc<dyn auditlog_seams::EventLog>, topic: self.checkpoint_topic.clone() };
+        Arc::new(LedgerSink::new(self.store.clone(), vec![self.signer.clone()], DEPLOYMENT, Some(publish)))
+    }
+
+    async fn size(&self, tenant: &str) -> u64 {
+        self.store.load_checkpoint(tenant).await.expect("checkpoint").map_or(0, |c| c.size)
+    }
+
+    /// The tenant's latest checkpoint, opened with the signer's public key under its origin.
+    async fn checkpoint(&self, tenant: &str) -> Checkpoint {
+        let stored = self.store.load_checkpoint(tenant).await.expect("load").expect("a checkpoint exists");
+        let origin = auditlog_ledger::origin(DEPLOYMENT, tenant).expect("origin");
+        let (checkpoint, _) = Checkpoint::open(&stored.note, &[self.signer.verifier()], Some(&origin)).expect("the checkpoint verifies");
+        assert_eq!(checkpoint.size, stored.size);
+        checkpoint
+    }
+}
+
+fn leaves(events: &[AuditEvent]) -> Vec<Hash> {
+    events.iter().map(|e| event_leaf_hash(e).expect("leaf")).collect()
+}
+
+#[tokio::test]
+async fn one_leaf_per_distinct_event_in_log_order_and_a_restart_resumes_exactly() {
+    let stack = Stack::new().await;
+    let ledger = Ledger::new(&stack).await;
+    let (a, b) = (unique("lga"), unique("lgb"));
+    let mut expected_a: Vec<AuditEvent> = Vec::new();
+    for n in 0..150 {
+        let e = event(&a, &format!("a-{n:04}"), n);
+        stack.append(&e).await;
+        expected_a.push(e);
+        if n % 50 == 10 {
+            // A producer retry: the same event again, and a second copy of an id with other
+            // content; neither becomes a leaf.
+            stack.append(&expected_a[n - 3]).await;
+            stack.append(&event(&a, &format!("a-{:04}", n - 5), n + 1000)).await;
+        }
+    }
+    let expected_b: Vec<AuditEvent> = (0..40).map(|n| event(&b, &format!("b-{n:04}"), n)).collect();
+    for e in &expected_b {
+        stack.append(e).await;
+    }
+    let config = stack.config(SinkKind::Ledger);
+    let group = config.group.clone();
+    let running = Running::start_with(&stack, config, ledger.sink(&stack));
+    eventually(90, "the ledger covers both tenants", || async { ledger.size(&a).await == 150 && ledger.size(&b).await == 40 }).await;
+    let first = ledger.checkpoint(&a).await;
+    assert_eq!(first.root, root_of(&leaves(&expected_a)), "the root is the tree of the distinct events in log order");
+    assert_eq!(ledger.checkpoint(&b).await.root, root_of(&leaves(&expected_b)));
+    let ids = vec!["a-0010".to_string(), "a-0149".to_string(), "b-0000".to_string()];
+    let indexes = ledger.store.leaf_indexes(&a, &ids).await.expect("indexes");
+    assert_eq!((indexes.get("a-0010"), indexes.get("a-0149"), indexes.get("b-0000")), (Some(&10), Some(&149), None));
+    running.stop().await;
+
+    // More events, one a duplicate, while the processor is down; a new process (empty cache)
+    // resumes from the committed offsets and the saved tree.
+    for n in 150..200 {
+        let e = event(&a, &format!("a-{n:04}"), n);
+        stack.append(&e).await;
+        expected_a.push(e);
+    }
+    stack.append(&expected_a[5]).await;
+    let mut config = stack.config(SinkKind::Ledger);
+    config.group = group;
+    let running = Running::start_with(&stack, config, ledger.sink(&stack));
+    eventually(90, "the restarted ledger covers the new events", || async { ledger.size(&a).await >= 200 }).await;
+    running.stop().await;
+    let second = ledger.checkpoint(&a).await;
+    assert_eq!(second.size, 200, "no leaf for the duplicate");
+    assert_eq!(second.root, root_of(&leaves(&expected_a)));
+    let proof = auditlog_ledger::proof::consistency_tiles(first.size, second.size, second.size).expect("tiles");
+    let mut reader = auditlog_ledger::TileHashReader::new(second.size);
+    for tile in proof {
+        let data = ledger.store.get_tile(&a, &tile.path()).await.expect("get").expect("stored tile");
+        reader.insert(tile, data).expect("insert");
+    }
+    let hashes = auditlog_ledger::prove_consistency(first.size, second.size, &reader).expect("prove");
+    auditlog_ledger::verify_consistency(&hashes, first.size, &first.root, second.size, &second.root).expect("the later checkpoint extends the earlier");
+
+    // A re-read of the whole log by a new group (a lost offset commit, a replay) adds nothing;
+    // a marker appended after it starts shows when it has read everything before.
+    let running = Running::start_with(&stack, stack.config(SinkKind::Ledger), ledger.sink(&stack));
+    let marker = event(&a, "a-marker", 7);
+    stack.append(&marker).await;
+    expected_a.push(marker);
+    eventually(90, "the re-read reaches the marker", || async { ledger.size(&a).await >= 201 }).await;
+    running.stop().await;
+    let third = ledger.checkpoint(&a).await;
+    assert_eq!(third.size, 201, "re-reading the log made no second leaf");
+    assert_eq!(third.root, root_of(&leaves(&expected_a)));
+
+    // Stock Kafka consumers read the checkpoints from the compacted topic.
+    let published = published_checkpoints(&ledger.checkpoint_topic).await;
+    let last_a = published.iter().rev().find(|(key, _)| key == &a).expect("a checkpoint of tenant a was published");
+    let origin = auditlog_ledger::origin(DEPLOYMENT, &a).expect("origin");
+    let (checkpoint, _) = Checkpoint::open(&last_a.1, &[ledger.signer.verifier()], Some(&origin)).expect("the published note verifies");
+    assert_eq!(checkpoint.size, 201);
+    // Every checkpoint issued is consistent with every later one of its tenant: sizes only grow
+    // and equal sizes carry equal roots.
+    let mut seen: Vec<(u64, Hash)> = Vec::new();
+    for (_, note) in published.iter().filter(|(key, _)| key == &a) {
+        let (c, _) = Checkpoint::open(note, &[ledger.signer.verifier()], Some(&origin)).expect("verifies");
+        if let Some((size, root)) = seen.last() {
+            assert!(c.size >= *size, "checkpoint sizes only grow");
+            if c.size == *size {
+                assert_eq!(&c.root, root);
+            }
+        }
+        seen.push((c.size, c.root));
+    }
+    assert!(seen.len() >= 2, "checkpoints were issued as the tree grew: {}", seen.len());
+}
+
+/// Every (key, value) of the topic, read by a plain rdkafka consumer.
+async fn published_checkpoints(topic: &str) -> Vec<(String, String)> {
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", kafka_bootstrap())
+            .set("group.id", unique("ckpt-reader-"))
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let (_, high) = consumer.fetch_watermarks(&topic, 0, Duration::from_secs(10)).expect("watermarks");
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(&topic, 0, Offset::Beginning).expect("assign");
+        consumer.assign(&assignment).expect("assign");
+        let mut out = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while (out.len() as i64) < high && std::time::Instant::now() < deadline {
+            if let Some(message) = consumer.poll(Duration::from_millis(500)) {
+                let message = message.expect("message");
+                let key = String::from_utf8(message.key().unwrap_or_default().to_vec()).expect("utf-8 key");
+                let value = String::from_utf8(message.payload().unwrap_or_default().to_vec()).expect("utf-8 note");
+                out.push((key, value));
+            }
+        }
+        assert_eq!(out.len() as i64, high, "read the whole checkpoint topic");
+        out
+    })
+    .await
+    .expect("reader task")
+}
