@@ -226,10 +226,12 @@ async fn a_conflicting_copy_of_a_stored_id_is_dead_lettered_once_and_the_first_c
     let opensearch = Running::start(&stack, stack.config(SinkKind::OpenSearch));
     eventually(90, "the first copy is stored", || async { stack.stored(&tenant).await.len() == 1 }).await;
 
-    // Later batches: the same content received again (a retry), then other content under
+    // Later batches: the same content received again (a retry; sent without `occurred_at`,
+    // so the gateway completed it with the later receive time), then other content under
     // the same id, then one more event.
     let mut retry = first.clone();
     retry.received_at += time::Duration::seconds(30);
+    retry.occurred_at = retry.received_at;
     stack.append(&retry).await;
     let mut other = first.clone();
     other.description = Some("other content under a taken id".into());
