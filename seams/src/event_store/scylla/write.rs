@@ -227,19 +227,7 @@ impl ScyllaEventStore {
     /// computed from the winner (so rows of earlier versions get one).
     pub(super) async fn write(&self, events: &[StoredEvent], repair: bool) -> Result<Vec<Conflict>, StoreError> {
         let digests: Vec<ContentDigest> = events.iter().map(|e| content_digest(&e.event)).collect();
-        // The first of each id in the call, and each later copy with the index of its first.
-        let mut first_of: HashMap<(&str, &str), usize> = HashMap::with_capacity(events.len());
-        let mut repeats = Vec::new();
-        for (i, e) in events.iter().enumerate() {
-            match first_of.entry((e.event.tenant_id.as_str(), e.event.id.as_str())) {
-                Entry::Vacant(slot) => {
-                    slot.insert(i);
-                }
-                Entry::Occupied(first) => repeats.push((i, *first.get())),
-            }
-        }
-        let mut firsts: Vec<usize> = first_of.into_values().collect();
-        firsts.sort_unstable();
+        let (firsts, repeats) = firsts_and_repeats(events);
         let first_events: Vec<&StoredEvent> = firsts.iter().map(|&i| &events[i]).collect();
         let winners = if repair { self.winners(&first_events).await? } else { Vec::new() };
         let claims = if repair {
@@ -338,6 +326,24 @@ impl ScyllaEventStore {
     async fn run(&self, writes: Vec<BoxFuture<'_, Result<(), StoreError>>>) -> Result<(), StoreError> {
         futures::stream::iter(writes).buffer_unordered(self.write_concurrency).try_collect().await
     }
+}
+
+/// The index of the first event of each id in `events`, in order, and each later copy of an
+/// id with the index of its first.
+fn firsts_and_repeats(events: &[StoredEvent]) -> (Vec<usize>, Vec<(usize, usize)>) {
+    let mut first_of: HashMap<(&str, &str), usize> = HashMap::with_capacity(events.len());
+    let mut repeats = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        match first_of.entry((e.event.tenant_id.as_str(), e.event.id.as_str())) {
+            Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
+            Entry::Occupied(first) => repeats.push((i, *first.get())),
+        }
+    }
+    let mut firsts: Vec<usize> = first_of.into_values().collect();
+    firsts.sort_unstable();
+    (firsts, repeats)
 }
 
 fn shared<'a>(p: &'a Pending<'a>) -> Shared<'a> {
