@@ -5,8 +5,10 @@
 //!
 //! Bounded by count (oldest entries evicted first) and by age (entries expire after the TTL).
 //! It is a best-effort first line: two identical requests racing each other may both append,
-//! an entry evicted or held by another gateway instance is not seen, and the processors'
-//! upserts by `(tenant_id, id)` make the read models exactly-once regardless.
+//! an entry evicted or held by another gateway instance is not seen. Behind it, the event
+//! store keeps the same digest beside each id: the processors' upserts by `(tenant_id, id)`
+//! keep the first copy (exactly-once read models) and dead-letter a later copy with other
+//! content (reason `conflict`), so a conflict the cache missed is never dropped silently.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
@@ -15,8 +17,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-/// SHA-256 of an event's content as the producer sent it ([`crate::ingest`] canonicalises it).
-pub type ContentDigest = [u8; 32];
+/// SHA-256 of an event's producer-supplied content: the one digest the event stores keep
+/// beside each id too ([`auditlog_schemas::digest`] defines its canonical encoding).
+pub use auditlog_schemas::ContentDigest;
 
 /// The answer given to the first request that carried an id.
 #[derive(Debug, Clone, PartialEq, Eq)]

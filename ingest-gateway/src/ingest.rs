@@ -15,7 +15,6 @@ use auditlog_schemas::validate::{Accepted, JsonRejection, validate_json};
 use auditlog_schemas::{AuditEvent, FieldError, IngestContext, Rejection, SchemaError};
 use auditlog_seams::{LogError, OutgoingRecord};
 use futures::future::join_all;
-use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
 use crate::idempotency::{ContentDigest, FirstAnswer};
@@ -104,8 +103,8 @@ pub(crate) async fn ingest(
     let mut first_index_of: HashMap<String, (usize, ContentDigest)> = HashMap::new();
     let (mut rejected, mut deduplicated, mut conflicts) = (0, 0, 0);
     for (index, item) in items.into_iter().enumerate() {
-        let (validated, json) = match item {
-            Ok(json) => (validate_json(json, &ctx), json),
+        let validated = match item {
+            Ok(json) => validate_json(json, &ctx),
             Err(error) => {
                 rejected += 1;
                 plans.push(Plan::Done(ItemOutcome::Rejected(vec![error])));
@@ -135,7 +134,7 @@ pub(crate) async fn ingest(
         };
         let mut digest = [0; 32];
         if producer_id {
-            digest = content_digest(json);
+            digest = auditlog_schemas::content_digest(&event);
             let earlier = state.idempotency().get(tenant, &event.id).map(|first| (Plan::Done(ItemOutcome::Accepted(first.clone())), first.digest));
             let earlier = earlier.or_else(|| first_index_of.get(&event.id).map(|&(i, d)| (Plan::SameAs(i), d)));
             if let Some((plan, earlier_digest)) = earlier {
@@ -176,48 +175,6 @@ pub(crate) async fn ingest(
 
 fn answer(appending: &Appending) -> FirstAnswer {
     FirstAnswer { id: appending.event.id.clone(), received_at: appending.event.received_at, digest: appending.digest }
-}
-
-/// SHA-256 of the item's JSON with object keys sorted at every level and no insignificant
-/// white space: a retry that re-serializes the same event (another key order, other spacing)
-/// has the same digest; a change to any value, or a field added or left out, does not.
-/// Called for valid events only, so the text parses.
-fn content_digest(json: &[u8]) -> ContentDigest {
-    fn canonical(value: &serde_json::Value, out: &mut String) {
-        match value {
-            serde_json::Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                out.push('{');
-                for (i, key) in keys.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&serde_json::Value::String(key.clone()).to_string());
-                    out.push(':');
-                    canonical(&map[key], out);
-                }
-                out.push('}');
-            }
-            serde_json::Value::Array(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    canonical(item, out);
-                }
-                out.push(']');
-            }
-            scalar => out.push_str(&scalar.to_string()),
-        }
-    }
-    let mut text = String::with_capacity(json.len());
-    match serde_json::from_slice::<serde_json::Value>(json) {
-        Ok(value) => canonical(&value, &mut text),
-        Err(_) => text.push_str(&String::from_utf8_lossy(json)),
-    }
-    Sha256::digest(text.as_bytes()).into()
 }
 
 /// Encodes and appends every event concurrently, within the append time budget; answers which

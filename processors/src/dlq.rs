@@ -3,10 +3,16 @@
 //! saying why and where it came from, so the partition keeps moving and nothing is dropped
 //! silently. Each processor dead-letters what its own sink refused, so a record both sinks
 //! refuse appears once per sink (header `dlq.sink`).
+//!
+//! A **conflict** (reason `conflict`) is a record whose producer id the event store holds
+//! already with other content (another [content digest](auditlog_schemas::digest)): the first
+//! copy stays in every view and this one is dead-lettered, by the event store's processor
+//! only (one letter per conflict). Redriving it changes nothing while the first copy is
+//! stored: it is dead-lettered again. It is the producer's to resend under a new id.
 
 use auditlog_seams::{LogRecord, OutgoingRecord};
 
-/// Header: the reason class (`decode`, `rejected`).
+/// Header: the reason class (`decode`, `rejected`, `conflict`).
 pub const REASON: &str = "dlq.reason";
 /// Header: the error message.
 pub const ERROR: &str = "dlq.error";
@@ -28,6 +34,8 @@ pub enum Reason {
     Decode,
     /// The sink refused the event after bounded attempts.
     Rejected,
+    /// The id is stored already with other content; the stored first copy stays.
+    Conflict,
 }
 
 impl Reason {
@@ -36,6 +44,7 @@ impl Reason {
         match self {
             Self::Decode => "decode",
             Self::Rejected => "rejected",
+            Self::Conflict => "conflict",
         }
     }
 }

@@ -19,8 +19,12 @@ pub const WRITE_DURATION_SECONDS: &str = "auditlog_processor_write_duration_seco
 pub const FRESHNESS_DURATION_SECONDS: &str = "auditlog_processor_freshness_duration_seconds";
 /// Retries, by `sink` and `reason` (`unavailable`, `rejected`, `refused`, `registry`, `dlq`).
 pub const RETRIES_TOTAL: &str = "auditlog_processor_retries_total";
-/// Records sent to the dead-letter topic, by `sink` and `reason` (`decode`, `rejected`).
+/// Records sent to the dead-letter topic, by `sink` and `reason` (`decode`, `rejected`,
+/// `conflict`).
 pub const DLQ_TOTAL: &str = "auditlog_processor_dead_letters_total";
+/// Records whose producer id the event store held already with other content, by `sink`:
+/// each is dead-lettered (reason `conflict`) by the live processor; a replay counts none.
+pub const CONFLICTS_TOTAL: &str = "auditlog_processor_conflicts_total";
 /// Commits that failed (the batch is redelivered; the sinks absorb it), by `sink`.
 pub const COMMIT_FAILURES_TOTAL: &str = "auditlog_processor_commit_failures_total";
 /// Records between the group's read position and the partition's end, by `sink`, `topic`
@@ -55,9 +59,10 @@ fn register_at_zero() {
         for outcome in OUTCOMES {
             counter!(EVENTS_TOTAL, "sink" => sink, "outcome" => outcome).increment(0);
         }
-        for reason in [Reason::Decode, Reason::Rejected] {
+        for reason in [Reason::Decode, Reason::Rejected, Reason::Conflict] {
             counter!(DLQ_TOTAL, "sink" => sink, "reason" => reason.as_str()).increment(0);
         }
+        counter!(CONFLICTS_TOTAL, "sink" => sink).increment(0);
         for reason in RETRY_REASONS {
             counter!(RETRIES_TOTAL, "sink" => sink, "reason" => reason).increment(0);
         }
@@ -73,6 +78,7 @@ fn describe() {
     describe_histogram!(FRESHNESS_DURATION_SECONDS, Unit::Seconds, "from received_at to the sink's acknowledgement, by sink");
     describe_counter!(RETRIES_TOTAL, Unit::Count, "retries, by sink and reason");
     describe_counter!(DLQ_TOTAL, Unit::Count, "records sent to the dead-letter topic, by sink and reason");
+    describe_counter!(CONFLICTS_TOTAL, Unit::Count, "records whose id was stored already with other content, by sink");
     describe_counter!(COMMIT_FAILURES_TOTAL, Unit::Count, "failed offset commits, by sink");
     describe_gauge!(CONSUMER_LAG, Unit::Count, "records between the read position and the partition end");
     describe_gauge!(SINK_WAITING, Unit::Count, "1 while the sink is unavailable and the processor waits");
@@ -87,6 +93,8 @@ mod tests {
             for series in [
                 format!("auditlog_processor_dead_letters_total{{sink=\"{sink}\",reason=\"decode\"}} "),
                 format!("auditlog_processor_dead_letters_total{{sink=\"{sink}\",reason=\"rejected\"}} "),
+                format!("auditlog_processor_dead_letters_total{{sink=\"{sink}\",reason=\"conflict\"}} "),
+                format!("auditlog_processor_conflicts_total{{sink=\"{sink}\"}} "),
                 format!("auditlog_processor_events_total{{sink=\"{sink}\",outcome=\"written\"}} "),
                 format!("auditlog_processor_retries_total{{sink=\"{sink}\",reason=\"unavailable\"}} "),
                 format!("auditlog_processor_commit_failures_total{{sink=\"{sink}\"}} "),

@@ -46,8 +46,7 @@ pub enum PipelineError {
 
 /// Which events a bounded run keeps (replay of one tenant, or from a time).
 pub type Keep = Arc<dyn Fn(&AuditEvent) -> bool + Send + Sync>;
-/// Called after each written batch with the number of records it covered (progress bars).
-pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+pub use crate::write::Progress;
 
 /// A processor: its settings, the log it reads, the codec and the sink it writes.
 pub struct Pipeline {
@@ -122,7 +121,8 @@ impl Pipeline {
 
     async fn run_inner(&mut self, mut stop: watch::Receiver<bool>) -> Result<Stopped, PipelineError> {
         let mut consumer = self.log.consume(&self.config.group, self.config.topics()).await?;
-        let writer = Writer::new(&self.config, Arc::clone(&self.log), Arc::clone(&self.sink));
+        // A bounded run (replay) re-reads conflicts the live processor dead-lettered already.
+        let writer = Writer::new(&self.config, Arc::clone(&self.log), Arc::clone(&self.sink)).dead_letter_conflicts(self.until.is_none());
         let mut batch = Batch::default();
         let mut lag_timer = tokio::time::interval(LAG_INTERVAL);
         loop {

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use auditlog_schemas::WireCodec;
-use auditlog_seams::{EventFilter, EventLog, EventStore, PageRequest, SearchIndex, StoredEvent};
+use auditlog_seams::{Conflict, EventFilter, EventLog, EventStore, PageRequest, SearchIndex, StoredEvent};
 use serde::Serialize;
 
 use crate::config::{ProcessorConfig, SinkKind};
@@ -87,12 +87,12 @@ impl Sink for Collector {
         "reconcile"
     }
 
-    async fn write(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
+    async fn write(&self, events: &[StoredEvent]) -> Result<Vec<Conflict>, SinkError> {
         let mut ids = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         for stored in events {
             ids.entry(stored.event.tenant_id.clone()).or_default().insert(stored.event.id.clone());
         }
-        Ok(())
+        Ok(Vec::new())
     }
 
     async fn check_ready(&self) -> Result<(), SinkError> {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use auditlog_seams::{EventStore, IndexError, SearchIndex, StoreError, StoredEvent};
+use auditlog_seams::{Conflict, EventStore, IndexError, SearchIndex, StoreError, StoredEvent};
 
 use crate::config::SinkKind;
 
@@ -35,14 +35,18 @@ pub trait Sink: Send + Sync + 'static {
     /// The name in logs and metric labels (`scylla`, `opensearch`).
     fn name(&self) -> &'static str;
 
-    /// Writes the events; `Ok` once every one is durable.
-    async fn write(&self, events: &[StoredEvent]) -> Result<(), SinkError>;
+    /// Writes the events; `Ok` once every one is durable, except the copies it reports as
+    /// conflicts: events whose id the view holds already with other content (the first copy
+    /// stays). Only the event store's sink reports conflicts, so one conflict makes one dead
+    /// letter; the search index keeps its first copy silently.
+    async fn write(&self, events: &[StoredEvent]) -> Result<Vec<Conflict>, SinkError>;
 
     /// Succeeds when the sink can take writes now.
     async fn check_ready(&self) -> Result<(), SinkError>;
 }
 
-/// The event store (ScyllaDB) as a sink.
+/// The event store (ScyllaDB) as a sink; reports conflicts ([`EventStore::upsert_checked`]),
+/// except when rebuilding (a replay does not dead-letter again what the live processor did).
 pub struct StoreSink {
     store: Arc<dyn EventStore>,
     /// Writes go through [`EventStore::repair`] (the sink of a rebuild, `replay`), so events
@@ -89,8 +93,8 @@ impl Sink for StoreSink {
         SinkKind::Scylla.as_str()
     }
 
-    async fn write(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
-        let written = if self.repair { self.store.repair(events).await } else { self.store.upsert(events).await };
+    async fn write(&self, events: &[StoredEvent]) -> Result<Vec<Conflict>, SinkError> {
+        let written = if self.repair { self.store.repair(events).await.map(|()| Vec::new()) } else { self.store.upsert_checked(events).await };
         written.map_err(from_store)
     }
 
@@ -105,8 +109,8 @@ impl Sink for IndexSink {
         SinkKind::OpenSearch.as_str()
     }
 
-    async fn write(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
-        self.0.index(events).await.map_err(from_index)
+    async fn write(&self, events: &[StoredEvent]) -> Result<Vec<Conflict>, SinkError> {
+        self.0.index(events).await.map(|()| Vec::new()).map_err(from_index)
     }
 
     async fn check_ready(&self) -> Result<(), SinkError> {

@@ -1,11 +1,15 @@
 //! Writing one batch: the sink until it acknowledged every event (waiting out outages,
-//! isolating and dead-lettering refused events after bounded attempts), then the commit.
+//! isolating and dead-lettering refused events after bounded attempts, dead-lettering the
+//! conflicts it reports), then the commit.
+//!
+//! The loop ([`crate::pipeline`]) uses this module, never the other way round.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auditlog_seams::{EventLog, LogConsumer, LogRecord, OutgoingRecord, StoredEvent};
+use auditlog_schemas::digest::hex;
+use auditlog_seams::{Conflict, EventLog, LogConsumer, LogRecord, OutgoingRecord, StoredEvent};
 use metrics::{counter, gauge, histogram};
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -14,17 +18,22 @@ use crate::batch::Batch;
 use crate::config::ProcessorConfig;
 use crate::dlq::{self, Reason};
 use crate::metrics::{
-    BATCH_SIZE_EVENTS, COMMIT_FAILURES_TOTAL, DLQ_TOTAL, EVENTS_TOTAL, FRESHNESS_DURATION_SECONDS, RETRIES_TOTAL,
-    SINK_WAITING, WRITE_DURATION_SECONDS,
+    BATCH_SIZE_EVENTS, COMMIT_FAILURES_TOTAL, CONFLICTS_TOTAL, DLQ_TOTAL, EVENTS_TOTAL, FRESHNESS_DURATION_SECONDS,
+    RETRIES_TOTAL, SINK_WAITING, WRITE_DURATION_SECONDS,
 };
-use crate::pipeline::Progress;
 use crate::sink::{Sink, SinkError};
+
+/// Called after each written batch with the number of records it covered (progress bars).
+pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// Writes batches to one sink and commits them.
 pub struct Writer {
     config: ProcessorConfig,
     log: Arc<dyn EventLog>,
     sink: Arc<dyn Sink>,
+    /// Whether conflicts the sink reports are dead-lettered (the live processor) or only
+    /// logged (a replay, re-reading what the live processor dead-lettered already).
+    dead_letter_conflicts: bool,
 }
 
 /// A retry delay that doubles up to the configured maximum.
@@ -47,7 +56,13 @@ impl Backoff {
 impl Writer {
     /// A writer for `sink`, dead-lettering through `log`.
     pub fn new(config: &ProcessorConfig, log: Arc<dyn EventLog>, sink: Arc<dyn Sink>) -> Self {
-        Self { config: config.clone(), log, sink }
+        Self { config: config.clone(), log, sink, dead_letter_conflicts: true }
+    }
+
+    /// Whether the conflicts the sink reports are dead-lettered (the default) or only logged.
+    pub fn dead_letter_conflicts(mut self, yes: bool) -> Self {
+        self.dead_letter_conflicts = yes;
+        self
     }
 
     fn sink_name(&self) -> &'static str {
@@ -100,8 +115,9 @@ impl Writer {
         let mut written = 0usize;
         while !events.is_empty() {
             match self.sink.write(&events).await {
-                Ok(()) => {
-                    written += events.len();
+                Ok(conflicts) => {
+                    written += events.len() - conflicts.len();
+                    self.refuse_conflicts(&events, &records, &conflicts).await;
                     record_freshness(sink, &events);
                     break;
                 }
@@ -156,8 +172,9 @@ impl Writer {
             let mut attempts = 0;
             loop {
                 match self.sink.write(std::slice::from_ref(&event)).await {
-                    Ok(()) => {
-                        out.written += 1;
+                    Ok(conflicts) => {
+                        out.written += 1 - conflicts.len().min(1);
+                        self.refuse_conflicts(std::slice::from_ref(&event), std::slice::from_ref(&record), &conflicts).await;
                         break;
                     }
                     Err(SinkError::Unavailable(_)) => {
@@ -201,6 +218,34 @@ impl Writer {
             }
         }
         (keep_events, keep_records)
+    }
+
+    /// Logs, counts and (live) dead-letters the copies the sink refused as conflicts: their
+    /// id is stored with other content, and the stored first copy stays.
+    async fn refuse_conflicts(&self, events: &[StoredEvent], records: &[LogRecord], conflicts: &[Conflict]) {
+        if conflicts.is_empty() {
+            return;
+        }
+        let sink = self.sink_name();
+        for conflict in conflicts {
+            let (Some(stored), Some(record)) = (events.get(conflict.index), records.get(conflict.index)) else { continue };
+            let (e, at) = (&stored.event, &record.position);
+            let (first, refused) = (hex(&conflict.stored), hex(&conflict.refused));
+            let error = format!("event id {:?} is already stored with different content (stored digest {first}, this copy {refused})", e.id);
+            if !self.dead_letter_conflicts {
+                tracing::info!(sink, tenant = %e.tenant_id, id = %e.id, topic = %at.topic, partition = at.partition, offset = at.offset, "conflicting copy of a stored id (dead-lettered by the live processor); the first copy stays");
+                continue;
+            }
+            tracing::warn!(sink, tenant = %e.tenant_id, id = %e.id, topic = %at.topic, partition = at.partition, offset = at.offset, stored_digest = %first, digest = %refused, "event id already stored with different content; the first copy stays, dead-lettering this one");
+            let letter = dlq::letter(record, &self.config.dlq_topic(), sink, Reason::Conflict, &error);
+            append_until_acked(self.log.as_ref(), letter, &self.config, sink).await;
+        }
+        if self.dead_letter_conflicts {
+            let n = conflicts.len() as u64;
+            counter!(CONFLICTS_TOTAL, "sink" => sink).increment(n);
+            counter!(DLQ_TOTAL, "sink" => sink, "reason" => Reason::Conflict.as_str()).increment(n);
+            counter!(EVENTS_TOTAL, "sink" => sink, "outcome" => "dead_lettered").increment(n);
+        }
     }
 
     async fn dead_letter(&self, record: &LogRecord, reason: &str) {

@@ -16,8 +16,8 @@ use auditlog_processors::sink::IndexSink;
 use auditlog_processors::{Sink, SinkError, SinkKind, Stopped};
 use auditlog_schemas::AuditEvent;
 use auditlog_seams::search_index::opensearch::{OpenSearchConfig, OpenSearchIndex};
-use auditlog_seams::{EventLog, LogPosition, StoredEvent, TopicSelector};
-use common::{Running, Stack, event, eventually, indexed_in, opensearch_url, unique, within};
+use auditlog_seams::{Conflict, EventLog, EventStore, LogPosition, StoredEvent, TopicSelector};
+use common::{Running, Stack, dead_letter_count, event, eventually, indexed_in, opensearch_url, unique, within};
 
 /// The events a view holds for `tenant`, by id, failing on any id held twice.
 fn by_id(events: Vec<StoredEvent>) -> BTreeMap<String, StoredEvent> {
@@ -50,7 +50,7 @@ impl Sink for CountingSink {
         self.inner.name()
     }
 
-    async fn write(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
+    async fn write(&self, events: &[StoredEvent]) -> Result<Vec<Conflict>, SinkError> {
         self.written.lock().expect("lock").extend(events.iter().map(|e| e.event.id.clone()));
         self.inner.write(events).await
     }
@@ -198,4 +198,68 @@ async fn replay_rebuilds_an_empty_view_for_one_tenant_without_doubling() {
         assert_view_exact(&format!("rebuilt index, round {round}"), &by_id(indexed_in(&fresh, &tenant).await), &expected);
         assert!(indexed_in(&fresh, &other).await.is_empty(), "the other tenant was not replayed");
     }
+}
+
+/// The conflict counter of the scylla sink in `rendered` Prometheus text.
+fn conflicts_counted(rendered: &str) -> u64 {
+    rendered
+        .lines()
+        .find(|l| l.starts_with("auditlog_processor_conflicts_total{sink=\"scylla\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A producer id re-used with other content, reaching the log past the gateway's cache (a
+/// retry through another replica, or after the entry was evicted): the store keeps the first
+/// copy, the conflicting one goes to the dead-letter topic with reason `conflict`, once (the
+/// OpenSearch processor keeps its first copy silently), and the conflict metric rises. A
+/// retry of the same content, received again later, makes no dead letter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_conflicting_copy_of_a_stored_id_is_dead_lettered_once_and_the_first_copy_stays() {
+    let metrics = auditlog_processors::metrics::handle();
+    let counted_before = conflicts_counted(&metrics.render());
+    let stack = Stack::new().await;
+    let tenant = unique("tc");
+    let id = format!("{tenant}-e1");
+    let first = event(&tenant, &id, 1);
+    stack.append(&first).await;
+    let scylla = Running::start(&stack, stack.config(SinkKind::Scylla));
+    let opensearch = Running::start(&stack, stack.config(SinkKind::OpenSearch));
+    eventually(90, "the first copy is stored", || async { stack.stored(&tenant).await.len() == 1 }).await;
+
+    // Later batches: the same content received again (a retry; sent without `occurred_at`,
+    // so the gateway completed it with the later receive time), then other content under
+    // the same id, then one more event.
+    let mut retry = first.clone();
+    retry.received_at += time::Duration::seconds(30);
+    retry.occurred_at = retry.received_at;
+    stack.append(&retry).await;
+    let mut other = first.clone();
+    other.description = Some("other content under a taken id".into());
+    let conflict = stack.append(&other).await;
+    let after = event(&tenant, &format!("{tenant}-e2"), 2);
+    stack.append(&after).await;
+    eventually(90, "both views hold the later event", || async { stack.stored(&tenant).await.len() == 2 && stack.indexed(&tenant).await.len() == 2 }).await;
+    eventually(60, "the conflict is dead-lettered", || async { dead_letter_count(&stack).await >= 1 }).await;
+    scylla.stop().await;
+    opensearch.stop().await;
+
+    let stored = stack.store.get(&tenant, &id).await.expect("get").expect("stored");
+    assert_eq!(stored.event, first, "the first copy stays in the store");
+    let indexed = by_id(stack.indexed(&tenant).await);
+    assert_eq!(indexed[&id].event, first, "the first copy stays in the index");
+
+    assert_eq!(dead_letter_count(&stack).await, 1, "one dead letter: the conflict, once, and none for the retry");
+    let mut dead = stack.log.consume(&unique("dlq-reader-"), TopicSelector::Topics(vec![format!("{}.dlq", stack.topic)])).await.expect("consume the dlq");
+    let letter = within(30, "the dead letter", dead.next()).await.expect("a dead letter");
+    let header = |name: &str| String::from_utf8_lossy(letter.header(name).unwrap_or_default()).into_owned();
+    assert_eq!(header(dlq::REASON), "conflict");
+    assert_eq!(header(dlq::SINK), "scylla");
+    assert_eq!(header(dlq::ORIGIN_TOPIC), conflict.topic);
+    assert_eq!(header(dlq::ORIGIN_PARTITION), conflict.partition.to_string());
+    assert_eq!(header(dlq::ORIGIN_OFFSET), conflict.offset.to_string());
+    assert!(header(dlq::ERROR).contains(&id), "the error names the id: {}", header(dlq::ERROR));
+    let refused = stack.codec.decode(&letter.payload).await.expect("the letter holds the record");
+    assert_eq!(refused, other, "the dead letter is the conflicting copy");
+    assert!(conflicts_counted(&metrics.render()) > counted_before, "the conflict metric rose");
 }

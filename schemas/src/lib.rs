@@ -3,14 +3,18 @@
 //! - [`event`]: the AuditEvent v1 domain type and its nested records, as JSON;
 //! - [`avro`]: the `.avsc` files (source of truth for downstream consumers), the Rust record
 //!   that derives the same schema, and Avro datum encoding with schema resolution;
+//! - [`digest`]: the content digest of an event, which tells a retry from a conflicting
+//!   re-use of an id;
 //! - [`validate`]: the design contract's rules with per-field errors;
 //! - [`wire`]: the Confluent wire format through a schema registry.
 
 pub mod avro;
+pub mod digest;
 pub mod event;
 pub mod validate;
 pub mod wire;
 
+pub use digest::{ContentDigest, content_digest};
 pub use event::{Actor, ActorType, AuditEvent, Context, Outcome, Severity, Source, Target};
 pub use validate::{FieldError, IngestContext, Rejection, validate_event};
 pub use wire::WireCodec;

@@ -23,7 +23,7 @@ pub mod topics;
 pub use event_log::{EventLog, LogConsumer, LogError, LogPosition, LogRecord, LogTail, OutgoingRecord, PartitionLag, TopicSelector, TopicSpec, Watermarks};
 pub use event_log::embedded::FileEventLog;
 pub use event_store::embedded::FjallEventStore;
-pub use event_store::{EventStore, StoreError};
+pub use event_store::{Conflict, EventStore, StoreError};
 pub use search_index::embedded::TantivySearchIndex;
 pub use query::{ActionFilter, EventFilter, GroupBy, Page, PageRequest, Stats, StoredEvent};
 pub use search_index::{IndexError, SearchIndex};

@@ -21,6 +21,11 @@ async fn idempotent_upsert() {
 }
 
 #[tokio::test]
+async fn conflicts_are_reported() {
+    s::conflicts_are_reported(&store().1).await;
+}
+
+#[tokio::test]
 async fn list_pages_newest_first() {
     s::list_pages_newest_first(&store().1).await;
 }

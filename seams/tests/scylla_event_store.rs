@@ -23,6 +23,11 @@ async fn idempotent_upsert() {
 }
 
 #[tokio::test]
+async fn conflicts_are_reported() {
+    s::conflicts_are_reported(&store().await).await;
+}
+
+#[tokio::test]
 async fn list_pages_newest_first() {
     s::list_pages_newest_first(&store().await).await;
 }
@@ -238,4 +243,76 @@ async fn repair_restores_the_list_rows_of_a_stored_id() {
     store.repair(&[later]).await.expect("repair");
     assert_eq!(s::all_pages(&store, &s::filter(&tenant), 50).await, want, "repair writes the stored winner's rows again");
     assert_eq!(store.get(&tenant, &lost.event.id).await.expect("get").as_ref(), Some(lost), "the first version still wins");
+}
+
+/// A keyspace created by an earlier version (its `events_by_id` without the `digest`
+/// column) gets the column when a store connects, again idempotently on the next connect.
+/// Its old rows have no digest: a later copy with other content is not claimed to conflict
+/// (unknown), and the first copy still wins; new ids are stored with their digest.
+#[tokio::test]
+async fn an_earlier_by_id_table_gets_the_digest_column() {
+    let keyspace = common::unique("upgrade");
+    let session = scylla::client::session_builder::SessionBuilder::new()
+        .known_node(cassandra_contact_point())
+        .build()
+        .await
+        .expect("cassandra session");
+    let earlier = [
+        format!("CREATE KEYSPACE {keyspace} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"),
+        format!(
+            "CREATE TABLE {keyspace}.events_by_id (tenant_id text, occurred_us bigint, id text, event text, log_topic text, \
+             log_partition int, log_offset bigint, PRIMARY KEY ((tenant_id, id)))"
+        ),
+    ];
+    for cql in earlier {
+        session.query_unpaged(cql, &[]).await.expect("the earlier schema");
+    }
+    session.await_schema_agreement().await.expect("schema agreement");
+    let tenant = common::unique("old");
+    let old = s::stored(&tenant, 1, s::BASE);
+    let json = serde_json::to_string(&old.event).expect("json");
+    let us = auditlog_schemas::avro::to_micros(old.event.occurred_at);
+    session
+        .query_unpaged(
+            format!("INSERT INTO {keyspace}.events_by_id (tenant_id, occurred_us, id, event, log_topic, log_partition, log_offset) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+            (&tenant, us, &old.event.id, &json, &old.position.topic, old.position.partition, old.position.offset),
+        )
+        .await
+        .expect("a row of the earlier version");
+
+    let config = ScyllaConfig::new(vec![cassandra_contact_point()], keyspace.clone());
+    let store = within(60, "the store connects to the earlier keyspace", ScyllaEventStore::connect(&config)).await.expect("upgraded");
+    let columns = session
+        .query_unpaged(
+            "SELECT type FROM system_schema.columns WHERE keyspace_name = ? AND table_name = 'events_by_id' AND column_name = 'digest'",
+            (&keyspace,),
+        )
+        .await
+        .expect("schema query")
+        .into_rows_result()
+        .expect("rows")
+        .rows::<(String,)>()
+        .expect("typed")
+        .map(|r| r.expect("row").0)
+        .collect::<Vec<_>>();
+    assert_eq!(columns, ["blob"], "the digest column was added");
+    within(60, "a second connect finds the column", ScyllaEventStore::connect(&config)).await.expect("idempotent upgrade");
+
+    let mut other = old.clone();
+    other.event.description = Some("other content".into());
+    assert!(store.upsert_checked(&[other]).await.expect("upsert").is_empty(), "an old row's content is unknown: no conflict claimed");
+    assert_eq!(store.get(&tenant, &old.event.id).await.expect("get"), Some(old), "the old first copy stays");
+
+    let new = s::stored(&tenant, 2, s::BASE);
+    store.upsert(std::slice::from_ref(&new)).await.expect("upsert");
+    let digest = session
+        .query_unpaged(format!("SELECT digest FROM {keyspace}.events_by_id WHERE tenant_id = ? AND id = ?"), (&tenant, &new.event.id))
+        .await
+        .expect("select")
+        .into_rows_result()
+        .expect("rows")
+        .first_row::<(Option<Vec<u8>>,)>()
+        .expect("the row")
+        .0;
+    assert_eq!(digest.as_deref(), Some(&auditlog_schemas::content_digest(&new.event)[..]), "new rows keep their digest");
 }

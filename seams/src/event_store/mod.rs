@@ -5,6 +5,12 @@
 //! - **Idempotent writes.** [`EventStore::upsert`] is keyed by `(tenant_id, id)`: writing the
 //!   same event twice, from a retry or a replay, leaves one row. The first write for an id
 //!   wins the log position; later ones with the same id carry the same event.
+//! - **Conflicts.** Each id is stored with the [content digest](auditlog_schemas::digest) of
+//!   its first copy. [`EventStore::upsert_checked`] reports a later copy whose digest differs
+//!   (a producer re-using an id for another event) as a [`Conflict`]: the first copy stays,
+//!   and the caller dead-letters the later one instead of dropping it silently. A copy with
+//!   the same digest is a retry, absorbed as before. Ids stored before digests were kept
+//!   have none: their later copies are never claimed to conflict.
 //! - **Acknowledgement.** `upsert` returns `Ok` only once every event of the call is durable
 //!   in the store; processors commit log offsets only after that.
 //! - **Ordering of reads.** Newest `occurred_at` first, ties broken by id, so paging is stable.
@@ -20,6 +26,8 @@ pub mod scylla;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
+
+use auditlog_schemas::ContentDigest;
 
 use crate::query::{EventFilter, Page, PageRequest, StoredEvent};
 
@@ -44,11 +52,31 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// A copy of an event refused by [`EventStore::upsert_checked`]: its id is stored already
+/// with other content. The stored first copy is left as it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// Position of the refused copy in the events given to the call.
+    pub index: usize,
+    /// Digest of the first copy, as stored (or as written earlier in the same call).
+    pub stored: ContentDigest,
+    /// Digest of the refused copy.
+    pub refused: ContentDigest,
+}
+
 /// The read model for reads by time range, id, actor and target.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// Writes the events, idempotently by `(tenant_id, id)`; `Ok` means all are durable.
     async fn upsert(&self, events: &[StoredEvent]) -> Result<(), StoreError>;
+
+    /// [`EventStore::upsert`], reporting the events whose id was stored already (or earlier
+    /// in `events`) with another content digest; those are not written. Costs no read
+    /// beyond the first-write check `upsert` makes anyway. The default, for stores that keep
+    /// no digest, reports none.
+    async fn upsert_checked(&self, events: &[StoredEvent]) -> Result<Vec<Conflict>, StoreError> {
+        self.upsert(events).await.map(|()| Vec::new())
+    }
 
     /// [`EventStore::upsert`] for rebuilding a view (replay): where an id is stored already,
     /// everything its stored winner is indexed under is written again, so rows lost to

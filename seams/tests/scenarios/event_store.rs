@@ -102,6 +102,40 @@ pub async fn idempotent_upsert(store: &dyn EventStore) {
     assert_eq!(listed.len(), events.len() + 5, "one row per id in the lists: {listed:?}");
 }
 
+/// A copy of a stored id with other content is reported as a conflict and not written; the
+/// same content again (received later: `received_at` is not content) is a silent retry; two
+/// copies of a new id in one call: the first is written, the second reported.
+pub async fn conflicts_are_reported(store: &dyn EventStore) {
+    let tenant = unique("t");
+    let mut first = stored(&tenant, 1, BASE);
+    first.event.received_at = BASE + Duration::seconds(1);
+    assert!(store.upsert_checked(std::slice::from_ref(&first)).await.expect("upsert").is_empty(), "a new id");
+    let mut retry = first.clone();
+    retry.event.received_at = BASE + Duration::minutes(5);
+    retry.position.offset = 50;
+    let mut other = first.clone();
+    other.event.description = Some("other content".into());
+    other.position.offset = 51;
+    let fresh = stored(&tenant, 2, BASE);
+    let conflicts = store.upsert_checked(&[retry, other.clone(), fresh.clone()]).await.expect("upsert");
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    let c = &conflicts[0];
+    assert_eq!(c.index, 1, "the copy with other content");
+    assert_eq!(c.stored, auditlog_schemas::content_digest(&first.event));
+    assert_eq!(c.refused, auditlog_schemas::content_digest(&other.event));
+    assert_eq!(store.get(&tenant, &first.event.id).await.expect("get"), Some(first.clone()), "the first copy stays");
+    assert_eq!(store.get(&tenant, &fresh.event.id).await.expect("get"), Some(fresh), "the rest of the call is written");
+
+    let a = stored(&tenant, 3, BASE);
+    let mut b = a.clone();
+    b.event.action = "user.logout".into();
+    let same = a.clone();
+    let conflicts = store.upsert_checked(&[a.clone(), same, b]).await.expect("upsert");
+    assert_eq!(conflicts.iter().map(|c| c.index).collect::<Vec<_>>(), [2], "within one call: {conflicts:?}");
+    assert_eq!(store.get(&tenant, &a.event.id).await.expect("get"), Some(a), "the first in the call wins");
+    assert_eq!(all_pages(store, &filter(&tenant), 10).await.len(), 3, "one row per id");
+}
+
 /// Pages of every size concatenate to the whole list, newest first, with no repeats.
 pub async fn list_pages_newest_first(store: &dyn EventStore) {
     let tenant = unique("t");

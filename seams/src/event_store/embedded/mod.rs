@@ -4,7 +4,9 @@
 //! One `upsert` call is one atomic fjall write batch committed with `fsync` before it
 //! returns. Upserts are serialized by a lock, so the "does this id exist?" check and the
 //! write cannot interleave: the first write of a `(tenant_id, id)` wins, across calls and
-//! within one call, as in the ScyllaDB store.
+//! within one call, as in the ScyllaDB store. The id's entry keeps the content digest of that
+//! first copy, so the same check that finds an id taken tells a retry (same digest) from a
+//! conflict (other digest, reported by [`EventStore::upsert_checked`]).
 //!
 //! # Reads
 //! See [`keys`] for the layout: time-range, actor and target lists are reverse range scans
@@ -14,30 +16,35 @@
 mod keys;
 mod read;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use auditlog_schemas::AuditEvent;
 use auditlog_schemas::avro::to_micros;
+use auditlog_schemas::{AuditEvent, ContentDigest, content_digest};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub use read::{MAX_PAGE, SCAN_LIMIT};
 
-use crate::event_store::{EventStore, StoreError};
+use crate::event_store::{Conflict, EventStore, StoreError};
 use crate::query::{EventFilter, Page, PageRequest, StoredEvent};
 use crate::LogPosition;
 
 /// Kind written into the store directory's format file.
 pub const FORMAT_KIND: &str = "auditlog-event-store";
 /// Format version of the store directory (key layout and row encoding). Version 1 wrote the
-/// whole row into every keyspace; version 2 writes it once, into `by_time` (see [`keys`]).
-/// Version 2 reads both, and upgrades the format file of a version 1 directory when it opens
-/// it, since it will write references there.
-pub const FORMAT_VERSION: u32 = 2;
+/// whole row into every keyspace; version 2 writes it once, into `by_time` (see [`keys`]);
+/// version 3 adds the content digest to each `events` entry. Version 3 reads all three
+/// (entries without a digest are ids whose content is unknown: never claimed to conflict),
+/// and upgrades the format file of an older directory when it opens it, since it will write
+/// entries that an older version cannot read.
+pub const FORMAT_VERSION: u32 = 3;
+/// Bytes of an `events` entry: the time of the `by_time` row, then the content digest (8
+/// bytes only in a format version 2 directory).
+const ENTRY_LEN: usize = 8 + 32;
 /// The value of an actor or target entry: empty, a reference to the `by_time` row of the time
 /// and id its key ends with.
 const REFERENCE: &[u8] = &[];
@@ -102,13 +109,24 @@ pub(super) fn row_of(tables: &Tables, tenant: &str, index_key: &[u8], prefix_len
     tables.by_time.get(&key).map_err(unavailable)?.map(|v| decode_row(&v)).transpose()
 }
 
+/// The time an `events` entry points at; `None` for a format version 1 entry (the row).
+fn entry_time(entry: &[u8]) -> Option<&[u8]> {
+    (entry.len() == 8 || entry.len() == ENTRY_LEN).then(|| &entry[..8])
+}
+
+/// The content digest an `events` entry keeps; `None` when it keeps none (written by format
+/// version 1 or 2).
+fn entry_digest(entry: &[u8]) -> Option<ContentDigest> {
+    entry.get(8..).filter(|_| entry.len() == ENTRY_LEN).and_then(|d| d.try_into().ok())
+}
+
 /// The event `id` of `tenant`: its `events` entry holds the time of its `by_time` row (or, in
 /// a format version 1 directory, the row itself).
 fn get_blocking(tables: &Tables, tenant: &str, id: &str) -> Result<Option<StoredEvent>, StoreError> {
     let Some(entry) = tables.events.get(keys::by_id(tenant, id)).map_err(unavailable)? else { return Ok(None) };
-    let Ok(time) = <[u8; 8]>::try_from(&*entry) else { return decode_row(&entry).map(Some) };
+    let Some(time) = entry_time(&entry) else { return decode_row(&entry).map(Some) };
     let mut key = keys::prefix(tenant, &[]);
-    key.extend_from_slice(&time);
+    key.extend_from_slice(time);
     key.extend_from_slice(id.as_bytes());
     tables.by_time.get(&key).map_err(unavailable)?.map(|v| decode_row(&v)).transpose()
 }
@@ -159,27 +177,44 @@ impl FjallEventStore {
         tokio::task::spawn_blocking(move || f(&this)).await.map_err(|e| unavailable(format!("store task failed: {e}")))?
     }
 
-    fn upsert_blocking(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
+    /// Writes the events whose id is not taken; reports those taken with another digest.
+    fn upsert_blocking(&self, events: &[StoredEvent]) -> Result<Vec<Conflict>, StoreError> {
         let t = &self.tables;
         let _writer = self.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
         let mut batch = t.db.batch().durability(Some(PersistMode::SyncAll));
-        let mut claimed = HashSet::new();
-        for stored in events {
+        // The digest each id of the call is held under (`None`: held, content unknown).
+        let mut claimed: HashMap<Vec<u8>, Option<ContentDigest>> = HashMap::new();
+        let mut conflicts = Vec::new();
+        for (index, stored) in events.iter().enumerate() {
             let e = &stored.event;
+            let digest = content_digest(e);
             let id_key = keys::by_id(&e.tenant_id, &e.id);
-            if !claimed.insert(id_key.clone()) || t.events.contains_key(&id_key).map_err(unavailable)? {
+            let held = match claimed.get(&id_key) {
+                Some(held) => Some(*held),
+                None => t.events.get(&id_key).map_err(unavailable)?.map(|entry| entry_digest(&entry)),
+            };
+            if let Some(held) = held {
+                if let Some(first) = held.filter(|first| *first != digest) {
+                    conflicts.push(Conflict { index, stored: first, refused: digest });
+                }
+                claimed.insert(id_key, held);
                 continue;
             }
             let row = encode_row(stored)?;
             let (time, actor, targets) = index_keys(e);
-            batch.insert(&t.events, id_key, &keys::time_bytes(to_micros(e.occurred_at))[..]);
+            let mut entry = Vec::with_capacity(ENTRY_LEN);
+            entry.extend_from_slice(&keys::time_bytes(to_micros(e.occurred_at)));
+            entry.extend_from_slice(&digest);
+            claimed.insert(id_key.clone(), Some(digest));
+            batch.insert(&t.events, id_key, entry);
             batch.insert(&t.by_time, time, row);
             batch.insert(&t.by_actor, actor, REFERENCE);
             for target in targets {
                 batch.insert(&t.by_target, target, REFERENCE);
             }
         }
-        batch.commit().map_err(unavailable)
+        batch.commit().map_err(unavailable)?;
+        Ok(conflicts)
     }
 
     fn purge_blocking(&self, tenant_id: &str, before: OffsetDateTime) -> Result<u64, StoreError> {
@@ -219,8 +254,12 @@ impl FjallEventStore {
 #[async_trait]
 impl EventStore for FjallEventStore {
     async fn upsert(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
+        self.upsert_checked(events).await.map(drop)
+    }
+
+    async fn upsert_checked(&self, events: &[StoredEvent]) -> Result<Vec<Conflict>, StoreError> {
         if events.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let events = events.to_vec();
         self.blocking(move |s| s.upsert_blocking(&events)).await
@@ -309,6 +348,30 @@ mod tests {
         assert!(store.get("t", "evt-old").await.expect("get").is_none());
     }
 
+    /// An id stored by format version 2 (its `events` entry the time alone) reads back, and
+    /// a later copy with other content is not claimed to conflict (its first copy's content
+    /// is unknown); the first copy still wins.
+    #[tokio::test]
+    async fn a_version_2_entry_has_no_digest_and_no_conflict_is_claimed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FjallEventStore::open(dir.path()).expect("store opens");
+        let old = stored("evt-v2", 1, "carol");
+        {
+            let t = &store.tables;
+            let (time, actor, _) = index_keys(&old.event);
+            let mut batch = t.db.batch().durability(Some(PersistMode::SyncAll));
+            batch.insert(&t.events, keys::by_id("t", "evt-v2"), &keys::time_bytes(to_micros(old.event.occurred_at))[..]);
+            batch.insert(&t.by_time, time, encode_row(&old).expect("row"));
+            batch.insert(&t.by_actor, actor, REFERENCE);
+            batch.commit().expect("commit");
+        }
+        assert_eq!(store.get("t", "evt-v2").await.expect("get"), Some(old.clone()));
+        let mut other = old.clone();
+        other.event.action = "document.delete".into();
+        assert!(store.upsert_checked(&[other]).await.expect("upsert").is_empty(), "unknown content: no conflict claimed");
+        assert_eq!(store.get("t", "evt-v2").await.expect("get"), Some(old), "the first copy stays");
+    }
+
     /// The row is written once, into `by_time`; the other entries are references to it.
     #[tokio::test]
     async fn the_row_is_written_once() {
@@ -320,7 +383,9 @@ mod tests {
         let value = |index: &Keyspace| index.first_key_value().expect("one entry").value().expect("value").to_vec();
         assert_eq!(decode_row(&value(&t.by_time)).expect("the row").event, event.event, "by_time holds the row");
         assert!(value(&t.by_actor).is_empty() && value(&t.by_target).is_empty(), "actor and target entries hold nothing");
-        assert_eq!(value(&t.events).len(), 8, "events holds the time");
+        let entry = value(&t.events);
+        assert_eq!(entry.len(), ENTRY_LEN, "events holds the time and the digest");
+        assert_eq!(entry_digest(&entry), Some(content_digest(&event.event)));
         assert_eq!(store.get("t", "evt-1").await.expect("get"), Some(event), "read by id through the time");
     }
 }

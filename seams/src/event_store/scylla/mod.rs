@@ -5,7 +5,10 @@
 //! with the same id — even one with another `occurred_at` — leaves the stored winner as it
 //! is. Each new event is written to the three list tables and the bucket directory first
 //! and to `events_by_id` last, so its id row marks it complete; `write.rs` says why this
-//! holds without a lightweight transaction. Writes travel in unlogged batches grouped by
+//! holds without a lightweight transaction. The id row keeps the first copy's content digest:
+//! the read that finds an id taken also tells a retry (same digest, absorbed) from a
+//! conflict (reported by [`EventStore::upsert_checked`]); rows of earlier versions, which
+//! have none, are never claimed to conflict. Writes travel in unlogged batches grouped by
 //! owning replica, with bounded concurrency. [`EventStore::repair`] (replay) also
 //! rewrites the list rows of ids already stored, from the stored winner.
 //!
@@ -54,7 +57,7 @@ use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::prepared::PreparedStatement;
 use time::OffsetDateTime;
 
-use crate::event_store::{EventStore, Retention, StoreError};
+use crate::event_store::{Conflict, EventStore, Retention, StoreError};
 use crate::query::{EventFilter, Page, PageRequest, StoredEvent};
 use crate::LogPosition;
 
@@ -169,6 +172,8 @@ impl ScyllaEventStore {
             session.query_unpaged(statement, &[]).await.map_err(unavailable)?;
         }
         session.await_schema_agreement().await.map_err(unavailable)?;
+        schema::upgrade(&session, &config.keyspace).await?;
+        session.await_schema_agreement().await.map_err(unavailable)?;
         let ks = &config.keyspace;
         let prepare = |cql: String| {
             let session = &session;
@@ -178,8 +183,9 @@ impl ScyllaEventStore {
             format!("SELECT {COLUMNS} FROM {ks}.{table} WHERE {pk} AND (occurred_us, id) < (?, ?) LIMIT ?")
         };
         let st = Statements {
-            insert_by_id: prepare(format!("INSERT INTO {ks}.events_by_id (tenant_id, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)")).await?,
-            select_claim: prepare(format!("SELECT id FROM {ks}.events_by_id WHERE tenant_id = ? AND id = ?")).await?,
+            insert_by_id: prepare(format!("INSERT INTO {ks}.events_by_id (tenant_id, {COLUMNS}, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"))
+                .await?,
+            select_claim: prepare(format!("SELECT digest FROM {ks}.events_by_id WHERE tenant_id = ? AND id = ?")).await?,
             select_by_id: prepare(format!("SELECT {COLUMNS} FROM {ks}.events_by_id WHERE tenant_id = ? AND id = ?")).await?,
             insert_time: prepare(format!("INSERT INTO {ks}.events_by_time (tenant_id, bucket, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")).await?,
             insert_actor: prepare(format!(
@@ -278,11 +284,15 @@ pub(crate) fn stored_from_row(row: (i64, String, String, String, i32, i64)) -> R
 #[async_trait]
 impl EventStore for ScyllaEventStore {
     async fn upsert(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
+        self.write(events, false).await.map(drop)
+    }
+
+    async fn upsert_checked(&self, events: &[StoredEvent]) -> Result<Vec<Conflict>, StoreError> {
         self.write(events, false).await
     }
 
     async fn repair(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
-        self.write(events, true).await
+        self.write(events, true).await.map(drop)
     }
 
     async fn get(&self, tenant_id: &str, id: &str) -> Result<Option<StoredEvent>, StoreError> {

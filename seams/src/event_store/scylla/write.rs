@@ -3,7 +3,9 @@
 //! `upsert` runs in three steps, each a set of concurrent, idempotent statements:
 //! 1. **Claim check.** Of each `(tenant_id, id)` only the first in the call (the call is in
 //!    log order) is kept; ids that `events_by_id` already holds are dropped, since their
-//!    stored winner is complete.
+//!    stored winner is complete. The same read returns the winner's content digest: a
+//!    dropped copy with another digest is reported as a [`Conflict`] (the write path reads
+//!    nothing more for it).
 //! 2. **List rows and bucket directory.** The rest go to `events_by_time`, `events_by_actor`
 //!    and `events_by_target`, and the directory gets each `(index, key, day)` of the call
 //!    once.
@@ -26,6 +28,7 @@
 //! re-sending an id in both topics at that moment, with both copies written at the same
 //! instant by different processors.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -41,8 +44,10 @@ use scylla::serialize::writers::RowWriter;
 use scylla::statement::batch::{Batch, BatchStatement, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 
+use auditlog_schemas::{ContentDigest, content_digest};
+
 use super::{ScyllaEventStore, bucket_of, target_key, unavailable};
-use crate::event_store::StoreError;
+use crate::event_store::{Conflict, StoreError};
 use crate::query::StoredEvent;
 
 /// Statements per unlogged batch. A batch is one request instead of one per row; larger
@@ -61,6 +66,7 @@ const MAX_KEY_BYTES: usize = u16::MAX as usize;
 /// An event of the call that is not stored yet, with what its rows need.
 struct Pending<'a> {
     stored: &'a StoredEvent,
+    digest: ContentDigest,
     json: String,
     us: i64,
     bucket: i32,
@@ -73,8 +79,9 @@ type Shared<'a> = (i64, &'a str, &'a str, &'a str, i32, i64);
 
 /// A row of one of the store's inserts, in the statement's bind order.
 enum Row<'a> {
-    /// `events_by_id` and `events_by_time`: tenant, then an int (none for the id table).
-    Id(&'a str, Shared<'a>),
+    /// `events_by_id`: tenant, the shared columns, then the content digest.
+    Id(&'a str, Shared<'a>, &'a [u8]),
+    /// `events_by_time`: tenant, day.
     Time(&'a str, i32, Shared<'a>),
     /// `events_by_actor` / `events_by_target`: tenant, key, day.
     Keyed(&'a str, &'a str, i32, Shared<'a>),
@@ -85,7 +92,9 @@ enum Row<'a> {
 impl SerializeRow for Row<'_> {
     fn serialize(&self, ctx: &RowSerializationContext<'_>, writer: &mut RowWriter) -> Result<(), SerializationError> {
         match *self {
-            Row::Id(t, (us, id, json, topic, partition, offset)) => (t, us, id, json, topic, partition, offset).serialize(ctx, writer),
+            Row::Id(t, (us, id, json, topic, partition, offset), digest) => {
+                (t, us, id, json, topic, partition, offset, digest).serialize(ctx, writer)
+            }
             Row::Time(t, b, (us, id, json, topic, partition, offset)) => (t, b, us, id, json, topic, partition, offset).serialize(ctx, writer),
             Row::Keyed(t, key, b, (us, id, json, topic, partition, offset)) => {
                 (t, key, b, us, id, json, topic, partition, offset).serialize(ctx, writer)
@@ -104,7 +113,7 @@ impl Row<'_> {
     fn weight(&self) -> usize {
         ROW_OVERHEAD
             + match self {
-                Row::Id(t, shared) | Row::Time(t, _, shared) => t.len() + shared.2.len(),
+                Row::Id(t, shared, _) | Row::Time(t, _, shared) => t.len() + shared.2.len(),
                 Row::Keyed(t, key, _, shared) => t.len() + key.len() + shared.2.len(),
                 Row::Directory(t, _, key, _) => t.len() + key.len(),
             }
@@ -113,7 +122,7 @@ impl Row<'_> {
     /// The row in an error message.
     fn describe(&self) -> String {
         match self {
-            Row::Id(_, shared) | Row::Time(_, _, shared) | Row::Keyed(_, _, _, shared) => format!("a row of event {}", shared.1),
+            Row::Id(_, shared, _) | Row::Time(_, _, shared) | Row::Keyed(_, _, _, shared) => format!("a row of event {}", shared.1),
             Row::Directory(_, index, _, day) => format!("the {index} bucket directory entry of day {day}"),
         }
     }
@@ -211,37 +220,66 @@ fn is_size_refusal(message: &str) -> bool {
 }
 
 impl ScyllaEventStore {
-    /// Writes `events` (in log order) so that the first write of each id wins. With
-    /// `repair`, an id already stored has its winner read back whole and every row written
-    /// again (a rebuild of list rows lost to damage; costs a full read per stored id).
-    pub(super) async fn write(&self, events: &[StoredEvent], repair: bool) -> Result<(), StoreError> {
-        let mut seen = HashSet::with_capacity(events.len());
-        let firsts: Vec<&StoredEvent> = events.iter().filter(|e| seen.insert((e.event.tenant_id.as_str(), e.event.id.as_str()))).collect();
-        let winners = if repair { self.winners(&firsts).await? } else { Vec::new() };
-        let claimed = if repair { winners.iter().map(Option::is_some).collect() } else { self.claimed(&firsts).await? };
+    /// Writes `events` (in log order) so that the first write of each id wins; reports the
+    /// copies of a stored (or earlier) id with another content digest. With `repair`, an id
+    /// already stored has its winner read back whole and every row written again (a
+    /// rebuild of list rows lost to damage; costs a full read per stored id), its digest
+    /// computed from the winner (so rows of earlier versions get one).
+    pub(super) async fn write(&self, events: &[StoredEvent], repair: bool) -> Result<Vec<Conflict>, StoreError> {
+        let digests: Vec<ContentDigest> = events.iter().map(|e| content_digest(&e.event)).collect();
+        let (firsts, repeats) = firsts_and_repeats(events);
+        let first_events: Vec<&StoredEvent> = firsts.iter().map(|&i| &events[i]).collect();
+        let winners = if repair { self.winners(&first_events).await? } else { Vec::new() };
+        let claims = if repair {
+            winners.iter().map(|w| w.as_ref().map(|w| Some(content_digest(&w.event)))).collect()
+        } else {
+            self.claims(&first_events).await?
+        };
+        // The digest each id is held under once this call is written (`None`: unknown).
+        let mut held: HashMap<usize, Option<ContentDigest>> = HashMap::with_capacity(firsts.len());
+        let mut conflicts = Vec::new();
         let mut pending = Vec::with_capacity(firsts.len());
-        for (i, (stored, claimed)) in firsts.into_iter().zip(claimed).enumerate() {
-            let event = match (claimed, winners.get(i)) {
-                (false, _) => stored,
-                (true, Some(Some(winner))) => winner,
-                (true, _) => continue,
+        for (n, (&i, claim)) in firsts.iter().zip(claims).enumerate() {
+            let stored = &events[i];
+            let (event, digest) = match (claim, winners.get(n)) {
+                (None, _) => (stored, digests[i]),
+                (Some(first), winner) => {
+                    held.insert(i, first);
+                    if let Some(first) = first.filter(|first| *first != digests[i]) {
+                        conflicts.push(Conflict { index: i, stored: first, refused: digests[i] });
+                    }
+                    match (winner, first) {
+                        (Some(Some(winner)), Some(first)) => (winner, first),
+                        _ => continue,
+                    }
+                }
             };
+            held.entry(i).or_insert(Some(digest));
             // Past its tenant's retention: never served, and the next sweep would delete it.
             if !self.expired(&event.event) {
-                pending.push(pending_event(event)?);
+                pending.push(pending_event(event, digest)?);
             }
         }
+        for (i, first) in repeats {
+            if let Some(Some(stored)) = held.get(&first).filter(|d| d.is_some_and(|d| d != digests[i])) {
+                conflicts.push(Conflict { index: i, stored: *stored, refused: digests[i] });
+            }
+        }
+        conflicts.sort_unstable_by_key(|c| c.index);
         self.run(self.list_rows(&pending)).await?;
         let mut ids = Batcher::new(self.session.get_cluster_state());
         for p in &pending {
-            ids.push(&self.st.insert_by_id, Row::Id(&p.stored.event.tenant_id, shared(p)));
+            ids.push(&self.st.insert_by_id, Row::Id(&p.stored.event.tenant_id, shared(p), &p.digest));
         }
-        self.run(ids.into_writes(&self.session, self.batch_bytes)).await
+        self.run(ids.into_writes(&self.session, self.batch_bytes)).await?;
+        Ok(conflicts)
     }
 
-    /// Whether each event's id is already held by `events_by_id`.
-    async fn claimed(&self, events: &[&StoredEvent]) -> Result<Vec<bool>, StoreError> {
-        let checks: Vec<BoxFuture<'_, Result<bool, StoreError>>> = events.iter().map(|stored| self.is_claimed(stored).boxed()).collect();
+    /// For each event, whether `events_by_id` holds its id already (`Some`), and with which
+    /// content digest (`Some(None)`: a row of an earlier version, which kept none).
+    async fn claims(&self, events: &[&StoredEvent]) -> Result<Vec<Option<Option<ContentDigest>>>, StoreError> {
+        let checks: Vec<BoxFuture<'_, Result<Option<Option<ContentDigest>>, StoreError>>> =
+            events.iter().map(|stored| self.claim(stored).boxed()).collect();
         futures::stream::iter(checks).buffered(self.write_concurrency).try_collect().await
     }
 
@@ -253,10 +291,12 @@ impl ScyllaEventStore {
         futures::stream::iter(reads).buffered(self.write_concurrency).try_collect().await
     }
 
-    async fn is_claimed(&self, stored: &StoredEvent) -> Result<bool, StoreError> {
+    async fn claim(&self, stored: &StoredEvent) -> Result<Option<Option<ContentDigest>>, StoreError> {
         let e = &stored.event;
         let result = self.session.execute_unpaged(&self.st.select_claim, (&e.tenant_id, &e.id)).await.map_err(unavailable)?;
-        Ok(result.into_rows_result().map_err(unavailable)?.rows_num() > 0)
+        let row = result.into_rows_result().map_err(unavailable)?.maybe_first_row::<(Option<Vec<u8>>,)>().map_err(unavailable)?;
+        // A digest of another length is not one this store wrote: unknown, like none.
+        Ok(row.map(|(digest,)| digest.and_then(|d| ContentDigest::try_from(d.as_slice()).ok())))
     }
 
     /// The list rows and directory entries of `pending`, as batches.
@@ -288,6 +328,24 @@ impl ScyllaEventStore {
     }
 }
 
+/// The index of the first event of each id in `events`, in order, and each later copy of an
+/// id with the index of its first.
+fn firsts_and_repeats(events: &[StoredEvent]) -> (Vec<usize>, Vec<(usize, usize)>) {
+    let mut first_of: HashMap<(&str, &str), usize> = HashMap::with_capacity(events.len());
+    let mut repeats = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        match first_of.entry((e.event.tenant_id.as_str(), e.event.id.as_str())) {
+            Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
+            Entry::Occupied(first) => repeats.push((i, *first.get())),
+        }
+    }
+    let mut firsts: Vec<usize> = first_of.into_values().collect();
+    firsts.sort_unstable();
+    (firsts, repeats)
+}
+
 fn shared<'a>(p: &'a Pending<'a>) -> Shared<'a> {
     let pos = &p.stored.position;
     (p.us, &p.stored.event.id, &p.json, &pos.topic, pos.partition, pos.offset)
@@ -296,7 +354,7 @@ fn shared<'a>(p: &'a Pending<'a>) -> Shared<'a> {
 /// What an event's rows need; [`StoreError::Invalid`] before anything is written when one of
 /// its keys is longer than CQL takes (the cluster would refuse that row alone and leave the
 /// others written).
-fn pending_event(stored: &StoredEvent) -> Result<Pending<'_>, StoreError> {
+fn pending_event(stored: &StoredEvent, digest: ContentDigest) -> Result<Pending<'_>, StoreError> {
     let e = &stored.event;
     let json = serde_json::to_string(e).map_err(|err| StoreError::Invalid(format!("event {}: {err}", e.id)))?;
     let us = auditlog_schemas::avro::to_micros(e.occurred_at);
@@ -312,7 +370,7 @@ fn pending_event(stored: &StoredEvent) -> Result<Pending<'_>, StoreError> {
             e.id
         )));
     }
-    Ok(Pending { stored, json, us, bucket: bucket_of(us), target_keys })
+    Ok(Pending { stored, digest, json, us, bucket: bucket_of(us), target_keys })
 }
 
 /// Bytes of a composite partition key of components of these lengths.
