@@ -23,7 +23,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use auditlog_ledger::{Checkpoint, Signer, TreeState, event_leaf_hash, origin};
 use auditlog_seams::ledger_store::{LeafEntry, LedgerState, LedgerStore, LedgerStoreError, SigningKeyRecord, StoredCheckpoint};
-use auditlog_seams::{EventLog, LogPosition, OutgoingRecord, StoredEvent};
+use auditlog_seams::{Conflict, EventLog, LogPosition, OutgoingRecord, StoredEvent};
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
@@ -169,7 +169,9 @@ impl Sink for LedgerSink {
         crate::SinkKind::Ledger.as_str()
     }
 
-    async fn write(&self, events: &[StoredEvent]) -> Result<(), SinkError> {
+    /// Never reports conflicts: a second copy of an id is no leaf, and the event store's sink
+    /// dead-letters it.
+    async fn write(&self, events: &[StoredEvent]) -> Result<Vec<Conflict>, SinkError> {
         // Group by tenant, keeping log order within each.
         let mut groups: Vec<(&str, Vec<&StoredEvent>)> = Vec::new();
         let mut slot: HashMap<&str, usize> = HashMap::new();
@@ -184,7 +186,7 @@ impl Sink for LedgerSink {
         for (tenant, group) in &groups {
             self.append(tenant, group).await?;
         }
-        Ok(())
+        Ok(Vec::new())
     }
 
     async fn check_ready(&self) -> Result<(), SinkError> {

@@ -14,6 +14,7 @@ use auditlog_processors::SinkKind;
 use auditlog_processors::ledger::{CheckpointTopic, LedgerSink};
 use auditlog_schemas::AuditEvent;
 use auditlog_seams::event_store::scylla::ScyllaConfig;
+use auditlog_seams::EventLog as _;
 use auditlog_seams::ledger_store::LedgerStore;
 use auditlog_seams::ledger_store::scylla::ScyllaLedgerStore;
 use common::{Running, Stack, cassandra_contact_point, event, eventually, kafka_bootstrap, unique, within};
