@@ -30,6 +30,9 @@ pub struct InitArgs {
     /// The shared events topic (its dead-letter topic is `<topic>.dlq`).
     #[arg(long, env = "AUDITLOG_TOPIC", default_value = "audit.events.v1")]
     topic: String,
+    /// The ledger's compacted checkpoint topic (key = tenant, value = the latest signed note).
+    #[arg(long, env = "AUDITLOG_CHECKPOINT_TOPIC", default_value = auditlog_processors::ledger::CHECKPOINT_TOPIC)]
+    checkpoint_topic: String,
     /// Tenant registry URI; its compacted topic is created (`kafka://host:port[?topic=...]`).
     #[arg(long, env = "AUDITLOG_TENANT_REGISTRY", default_value = "kafka://127.0.0.1:9092")]
     tenant_registry: String,
@@ -59,15 +62,16 @@ pub struct InitArgs {
     wait_secs: u64,
     /// Development only: a directory (a volume the gateway and the query API mount) where
     /// random secrets are drawn once, each in its own 0600 file: `gateway-hs256`,
-    /// `query-hs256` (each service its own HS256 key) and `query-cursor`; existing files are
-    /// kept. The services read them through `AUDITLOG_GATEWAY_AUTH_HS256_SECRET_FILE`,
-    /// `AUDITLOG_QUERY_AUTH_HS256_SECRET_FILE` and `AUDITLOG_QUERY_CURSOR_SECRET_FILE`.
+    /// `query-hs256` (each service its own HS256 key), `query-cursor` and `ledger-key` (the
+    /// ledger's checkpoint signing key); existing files are kept. The services read them
+    /// through `AUDITLOG_GATEWAY_AUTH_HS256_SECRET_FILE`, `AUDITLOG_QUERY_AUTH_HS256_SECRET_FILE`,
+    /// `AUDITLOG_QUERY_CURSOR_SECRET_FILE` and `AUDITLOG_LEDGER_KEY_FILES`.
     #[arg(long, env = "AUDITLOG_INIT_DEV_SECRETS_DIR")]
     dev_secrets_dir: Option<std::path::PathBuf>,
 }
 
 /// The files `--dev-secrets-dir` holds, one random secret each.
-pub const DEV_SECRET_FILES: [&str; 3] = ["gateway-hs256", "query-hs256", "query-cursor"];
+pub const DEV_SECRET_FILES: [&str; 4] = ["gateway-hs256", "query-hs256", "query-cursor", "ledger-key"];
 
 /// Draws the development secrets that do not exist yet in `dir` (created 0700); answers the
 /// files it wrote. Never prints a secret.
@@ -82,7 +86,13 @@ fn ensure_dev_secrets(dir: &std::path::Path) -> anyhow::Result<Vec<&'static str>
     for name in DEV_SECRET_FILES {
         let path = dir.join(name);
         if !path.exists() {
-            crate::standalone::credentials::write_private(&path, crate::standalone::credentials::random_hex().as_bytes())?;
+            let secret = if name == "ledger-key" {
+                let signer = auditlog_ledger::Signer::generate("auditlog-dev").map_err(|e| anyhow::anyhow!("generating the ledger key: {e}"))?;
+                format!("{}\n", signer.to_key_text())
+            } else {
+                crate::standalone::credentials::random_hex()
+            };
+            crate::standalone::credentials::write_private(&path, secret.as_bytes())?;
             written.push(name);
         }
     }
@@ -121,6 +131,8 @@ pub async fn init(args: InitArgs) -> anyhow::Result<bool> {
         }
         retry(deadline, &format!("creating the keyspace and tables at {}", args.event_store), || resolve::event_store(&args.event_store)).await?;
         println!("event store {}: keyspace and tables ready", args.event_store);
+        retry(deadline, &format!("creating the ledger tables at {}", args.event_store), || resolve::ledger_store(&args.event_store)).await?;
+        println!("ledger store {}: tables ready", args.event_store);
     }
     if args.search_index != "none" {
         if args.search_index.starts_with("file://") {
@@ -152,6 +164,7 @@ fn topic_specs(args: &InitArgs, tenants_topic: Option<&str>) -> Vec<TopicSpec> {
     if let Some(topic) = tenants_topic {
         specs.push(spec(topic.to_owned(), 1, &[("cleanup.policy", "compact")]));
     }
+    specs.push(spec(args.checkpoint_topic.clone(), 1, &[("cleanup.policy", "compact")]));
     specs
 }
 
@@ -196,14 +209,15 @@ mod tests {
         let cli = Cli::parse_from(["init", "--replication-factor", "3", "--min-insync-replicas", "2", "--tenant-registry", "kafka://k:9092?topic=t.v1"]);
         let specs = topic_specs(&cli.args, Some("t.v1"));
         let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["audit.events.v1", "audit.events.v1.dlq", "t.v1"]);
-        assert_eq!((specs[0].partitions, specs[1].partitions, specs[2].partitions), (6, 3, 1));
+        assert_eq!(names, ["audit.events.v1", "audit.events.v1.dlq", "t.v1", "audit.ledger.checkpoints.v1"]);
+        assert_eq!((specs[0].partitions, specs[1].partitions, specs[2].partitions, specs[3].partitions), (6, 3, 1, 1));
         for spec in &specs {
             assert_eq!(spec.replication_factor, 3);
             assert!(spec.configs.contains(&("retention.ms".into(), "-1".into())), "{spec:?}");
             assert!(spec.configs.contains(&("min.insync.replicas".into(), "2".into())), "{spec:?}");
         }
         assert!(specs[2].configs.contains(&("cleanup.policy".into(), "compact".into())));
+        assert!(specs[3].configs.contains(&("cleanup.policy".into(), "compact".into())));
         assert!(!specs[0].configs.iter().any(|(k, _)| k == "cleanup.policy"));
     }
 
@@ -216,10 +230,11 @@ mod tests {
         let read = |name: &str| std::fs::read_to_string(secrets.join(name)).expect("written");
         let first: Vec<String> = DEV_SECRET_FILES.iter().map(|n| read(n)).collect();
         assert_ne!(first[0], first[1], "the gateway and the query API get different keys");
-        for secret in &first {
+        for secret in &first[..3] {
             assert_eq!(secret.len(), 64);
             assert_eq!(auditlog_api_common::secrets::placeholder_reason(secret), None);
         }
+        auditlog_ledger::Signer::parse(first[3].trim()).expect("the ledger key is a signer key");
         assert_eq!(std::fs::metadata(&secrets).expect("dir").permissions().mode() & 0o777, 0o700);
         assert_eq!(std::fs::metadata(secrets.join("gateway-hs256")).expect("file").permissions().mode() & 0o777, 0o600);
         assert!(ensure_dev_secrets(&secrets).expect("kept").is_empty(), "a second run keeps them");

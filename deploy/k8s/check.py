@@ -66,7 +66,7 @@ KUBE_VERSION = "1.34"
 UID = 10001
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 LONG_RUNNING = ("Deployment", "StatefulSet")
-SINKS = {"scylla", "opensearch"}
+SINKS = {"scylla", "opensearch", "ledger"}
 SECRET_WORDS = ("SECRET", "KEY", "TOKEN", "PASSWORD")
 IMAGE = "ghcr.io/auditlog/auditlog"
 # The gateway drains requests (10 s) and flushes the producer (10 s) inside Kubernetes'

@@ -20,11 +20,12 @@ const STANDALONE: &str = "docker-compose.standalone.yml";
 const FILES: [&str; 2] = [DISTRIBUTED, STANDALONE];
 
 /// The auditlog services of the distributed file and the role each runs.
-const ROLES: [(&str, &[&str]); 5] = [
+const ROLES: [(&str, &[&str]); 6] = [
     ("init", &["init"]),
     ("gateway", &["gateway"]),
     ("processor-scylla", &["processor", "--sink", "scylla"]),
     ("processor-opensearch", &["processor", "--sink", "opensearch"]),
+    ("processor-ledger", &["processor", "--sink", "ledger"]),
     ("query-api", &["query-api"]),
 ];
 
@@ -205,6 +206,7 @@ fn prometheus_scrapes_every_auditlog_service_and_loads_the_alerts() {
         ("auditlog-gateway", listen("gateway", "AUDITLOG_GATEWAY_LISTEN")),
         ("auditlog-processor", listen("processor-scylla", "AUDITLOG_PROCESSOR_LISTEN")),
         ("auditlog-processor", listen("processor-opensearch", "AUDITLOG_PROCESSOR_LISTEN")),
+        ("auditlog-processor", listen("processor-ledger", "AUDITLOG_PROCESSOR_LISTEN")),
         ("auditlog-query-api", listen("query-api", "AUDITLOG_QUERY_LISTEN")),
     ] {
         let expected = (expected.0.to_owned(), expected.1);
