@@ -2,7 +2,10 @@
 # Installs what building and testing auditlog needs on a fresh Debian/Ubuntu machine, and
 # nothing when it is already there: a C toolchain and headers for librdkafka, Java 17 and
 # Maven for the local stack, curl, and FUSE with Python's fusepy for the power-loss test
-# (auditlog/tests/power_loss.rs). Rust itself comes from rustup (https://rustup.rs).
+# (auditlog/tests/power_loss.rs), and Go for the ledger's interoperability test (Go's own
+# sumdb/note and sumdb/tlog check our checkpoints and proofs; a Go older than golang.org/x/mod
+# needs fetches its toolchain through the module proxy). Rust itself comes from rustup
+# (https://rustup.rs).
 set -euo pipefail
 
 need=()
@@ -16,6 +19,7 @@ dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
 dpkg -s zlib1g-dev >/dev/null 2>&1 || need+=(zlib1g-dev)
 command -v fusermount >/dev/null || need+=(fuse3)
 /usr/bin/python3 -c 'import fusepy' >/dev/null 2>&1 || need+=(python3-fusepy)
+command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || need+=(golang-go)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"

@@ -36,7 +36,8 @@ struct RedriveArgs {
     /// Only letters dead-lettered by this sink's processor (`scylla`, `opensearch`).
     #[arg(long)]
     sink: Option<String>,
-    /// Only letters of this reason (`decode`, `rejected`).
+    /// Only letters of this reason (`decode`, `rejected`, `conflict`; a conflict letter sent
+    /// back is dead-lettered again while the first copy of its id is stored).
     #[arg(long)]
     reason: Option<String>,
     /// Send at most this many letters; the rest stays for the next run.
