@@ -105,6 +105,9 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Make an Ed25519 checkpoint signing key for the ledger processor.
     LedgerKey(ledger::LedgerKeyArgs),
+    /// Compare what both read models hold with each tenant's ledger: every event edited,
+    /// missing, extra or out of order (exit 0 only when none).
+    AuditViews(processor::AuditViewsArgs),
 }
 
 /// Log filter when `RUST_LOG` is unset. rdkafka's client context repeats every global
@@ -152,6 +155,7 @@ pub fn run() -> ExitCode {
             Command::Dlq(args) => dlq::dlq(args).await,
             Command::Verify(args) => verify::verify(args),
             Command::LedgerKey(args) => ledger::ledger_key(args),
+            Command::AuditViews(args) => processor::audit_views_command(args).await,
             Command::Schema => {
                 println!("{}", auditlog_schemas::avro::current_schema_text().trim_end());
                 Ok(true)

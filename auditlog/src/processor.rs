@@ -311,3 +311,47 @@ pub async fn reconcile_command(mut args: ReconcileArgs) -> anyhow::Result<bool> 
     eprintln!("{exact} of {} tenants exact in both views", reports.len());
     Ok(exact == reports.len())
 }
+
+/// Options of `auditlog audit-views`.
+#[derive(Debug, clap::Args)]
+pub struct AuditViewsArgs {
+    /// The tenants to audit (repeatable); at least one.
+    #[arg(long, required = true)]
+    tenant: Vec<String>,
+    /// Verifier keys checkpoints must be signed by (`<name>+<id>+<key>`, repeatable); without
+    /// one, the keys the ledger store lists.
+    #[arg(long)]
+    key: Vec<String>,
+    /// The deployment's name (checkpoint origins are `<deployment>/<tenant>`).
+    #[arg(long = "ledger-deployment", env = "AUDITLOG_LEDGER_DEPLOYMENT", default_value = "auditlog")]
+    deployment: String,
+    #[command(flatten)]
+    backends: ViewBackends,
+}
+
+/// Compares both read models with each tenant's ledger; one line per finding, exit 0 only
+/// when none.
+pub async fn audit_views_command(mut args: AuditViewsArgs) -> anyhow::Result<bool> {
+    use auditlog_processors::audit::{Views, audit_tenant};
+    args.backends = args.backends.resolved();
+    let keys = args
+        .key
+        .iter()
+        .map(|k| auditlog_ledger::Verifier::parse(k).map_err(|e| anyhow::anyhow!("--key {k:?}: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let ledger = resolve::ledger_store(&args.backends.ledger_store).await.with_context(|| startup::setting("--ledger-store", "AUDITLOG_LEDGER_STORE", &args.backends.ledger_store))?;
+    let store = resolve::event_store(&args.backends.store).await.with_context(|| format!("opening the event store at {}", args.backends.store))?;
+    let index = resolve::search_index(&args.backends.index).await.with_context(|| format!("opening the search index at {}", args.backends.index))?;
+    let views = Views { store: Some(store.as_ref()), index: Some(index.as_ref()) };
+    let mut clean = true;
+    for tenant in &args.tenant {
+        let audit = audit_tenant(ledger.as_ref(), &views, tenant, &args.deployment, &keys).await?;
+        for finding in &audit.findings {
+            println!("{tenant}: {finding}");
+        }
+        let compared: Vec<String> = audit.compared.iter().map(|(view, n)| format!("{view} {n}")).collect();
+        eprintln!("{tenant}: tree size {}, compared {}: {} finding(s)", audit.tree_size, compared.join(", "), audit.findings.len());
+        clean &= audit.findings.is_empty();
+    }
+    Ok(clean)
+}

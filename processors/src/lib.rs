@@ -29,6 +29,7 @@
 //! is fixed, [`redrive`] (`auditlog dlq redrive`) sends them back to their origin topic,
 //! where every sink reads them again without duplicating anything.
 
+pub mod audit;
 pub mod batch;
 pub mod config;
 pub mod dlq;

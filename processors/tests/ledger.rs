@@ -184,3 +184,99 @@ async fn published_checkpoints(topic: &str) -> Vec<(String, String)> {
     .await
     .expect("reader task")
 }
+
+/// Edits, deletions, a swap and a forged insert made directly in Cassandra and OpenSearch are
+/// each named by `audit-views` (`auditlog_processors::audit`); the untouched system audits clean.
+#[tokio::test]
+async fn audit_views_names_every_event_tampered_with_in_the_stores() {
+    use auditlog_processors::audit::{EventFinding, Finding, Problem, Views, audit_tenant};
+    let stack = Stack::new().await;
+    let ledger = Ledger::new(&stack).await;
+    let tenant = unique("aud");
+    let events: Vec<AuditEvent> = (0..30).map(|n| event(&tenant, &format!("ev-{n:03}"), n)).collect();
+    for e in &events {
+        stack.append(e).await;
+    }
+    let running = [
+        Running::start(&stack, stack.config(SinkKind::Scylla)),
+        Running::start(&stack, stack.config(SinkKind::OpenSearch)),
+        Running::start_with(&stack, stack.config(SinkKind::Ledger), ledger.sink(&stack)),
+    ];
+    eventually(120, "every view and the ledger hold the 30 events", || async {
+        ledger.size(&tenant).await == 30 && stack.stored(&tenant).await.len() == 30 && stack.indexed(&tenant).await.len() == 30
+    })
+    .await;
+    for r in running {
+        r.stop().await;
+    }
+    let views = Views { store: Some(stack.store.as_ref()), index: Some(stack.index.as_ref()) };
+    let keys = [ledger.signer.verifier()];
+    let clean = audit_tenant(ledger.store.as_ref(), &views, &tenant, DEPLOYMENT, &keys).await.expect("audit");
+    assert_eq!(clean.findings, Vec::<Finding>::new(), "an untouched system audits clean");
+    assert_eq!(clean.tree_size, 30);
+    assert_eq!(clean.compared, vec![("scylla", 30), ("scylla-by-id", 30), ("opensearch", 30)]);
+
+    // Tamper, as someone with write access to the stores would.
+    let session = scylla::client::session_builder::SessionBuilder::new().known_node(cassandra_contact_point()).build().await.expect("cql session");
+    let ks = "auditlog_processors_test";
+    let row = |id: &str| {
+        let (session, tenant, id) = (&session, tenant.clone(), id.to_owned());
+        async move {
+            let cql = format!("SELECT bucket, occurred_us, event, log_topic, log_partition, log_offset FROM {ks}.events_by_time WHERE tenant_id = ? AND id = ? ALLOW FILTERING");
+            let rows = session.query_unpaged(cql, (&tenant, &id)).await.expect("select").into_rows_result().expect("rows");
+            rows.first_row::<(i32, i64, String, String, i32, i64)>().expect("one row")
+        }
+    };
+    let set_event = |bucket: i32, occurred: i64, id: &str, text: String| {
+        let (session, tenant, id) = (&session, tenant.clone(), id.to_owned());
+        async move {
+            let cql = format!("UPDATE {ks}.events_by_time SET event = ? WHERE tenant_id = ? AND bucket = ? AND occurred_us = ? AND id = ?");
+            session.query_unpaged(cql, (text, &tenant, bucket, occurred, &id)).await.expect("update");
+        }
+    };
+    // 1. one field of one event changed (the time-ordered copy lists and exports read)
+    let (bucket, occurred, text, ..) = row("ev-003").await;
+    set_event(bucket, occurred, "ev-003", text.replacen("\"outcome\":\"success\"", "\"outcome\":\"failure\"", 1)).await;
+    // 2. one event deleted from the by-id table (what get-by-id serves)
+    session.query_unpaged(format!("DELETE FROM {ks}.events_by_id WHERE tenant_id = ? AND id = ?"), (&tenant, "ev-007")).await.expect("delete");
+    // 3. two events swapped: each row now holds the other's content
+    let (b15, o15, t15, ..) = row("ev-015").await;
+    let (b16, o16, t16, ..) = row("ev-016").await;
+    set_event(b15, o15, "ev-015", t16).await;
+    set_event(b16, o16, "ev-016", t15).await;
+    // 4. a forged event inserted
+    let (b20, o20, t20, topic, partition, offset) = row("ev-020").await;
+    let forged = t20.replace("ev-020", "ev-forged");
+    let cql = format!(
+        "INSERT INTO {ks}.events_by_time (tenant_id, bucket, occurred_us, id, event, log_topic, log_partition, log_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    );
+    session.query_unpaged(cql, (&tenant, b20, o20 + 1, "ev-forged", forged, topic, partition, offset)).await.expect("insert");
+    // 5. one event edited in OpenSearch
+    let body = format!(
+        r#"{{"query":{{"term":{{"_id":"{tenant}:ev-012"}}}},"script":{{"source":"ctx._source.description = 'nothing happened'","lang":"painless"}}}}"#
+    );
+    let (status, answer) = common::http(&common::opensearch_url(), "POST", &format!("/{}/_update_by_query?refresh=true", stack.alias), &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("\"updated\":1"), "{answer}");
+
+    let audit = audit_tenant(ledger.store.as_ref(), &views, &tenant, DEPLOYMENT, &keys).await.expect("audit");
+    let found = |view: &str, id: &str, problem: Problem| {
+        audit.findings.iter().any(|f| matches!(f, Finding::Event(EventFinding { view: v, id: i, problem: p, .. }) if *v == view && i == id && *p == problem))
+    };
+    let report: Vec<String> = audit.findings.iter().map(ToString::to_string).collect();
+    assert!(found("scylla", "ev-003", Problem::Edited), "{report:#?}");
+    assert!(found("scylla-by-id", "ev-007", Problem::Missing), "{report:#?}");
+    assert!(found("scylla", "ev-forged", Problem::Extra), "{report:#?}");
+    assert!(found("opensearch", "ev-012", Problem::Edited), "{report:#?}");
+    // The swapped rows each still hold an intact event, but under the other's log position:
+    // the walk in leaf order finds the positions going backwards.
+    assert!(found("scylla", "ev-016", Problem::OutOfOrder), "the swap is named: {report:#?}");
+    // Nothing untouched is named.
+    for line in &report {
+        assert!(["ev-003", "ev-007", "ev-forged", "ev-012", "ev-015", "ev-016"].iter().any(|id| line.contains(id)), "a clean event was named: {line}");
+    }
+    // A checkpoint under an unknown key is refused as a whole.
+    let stranger = Signer::generate("stranger").expect("key");
+    let refused = audit_tenant(ledger.store.as_ref(), &views, &tenant, DEPLOYMENT, &[stranger.verifier()]).await.expect("audit");
+    assert!(matches!(refused.findings.as_slice(), [Finding::Ledger(_)]), "{:?}", refused.findings);
+}
