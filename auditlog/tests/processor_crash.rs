@@ -1,7 +1,9 @@
 //! Crash test of the processors, with the real binaries and the real local stack: while a
-//! load runs through the gateway, both processors are killed with SIGKILL every few seconds
-//! for over a minute and restarted; afterwards each view holds exactly the ids the gateway
-//! acknowledged, each once.
+//! load runs through the gateway, the three processors (ScyllaDB, OpenSearch, ledger) are
+//! killed with SIGKILL every few seconds for over a minute and restarted; afterwards each view
+//! holds exactly the ids the gateway acknowledged, each once, and each tenant's tree has
+//! exactly one leaf per acknowledged event, with the root a clean rebuild from the same log
+//! computes.
 #![cfg(feature = "real-services")]
 
 mod distributed;
@@ -10,6 +12,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use auditlog_seams::ledger_store::LedgerStore as _;
 use distributed::{Setup, index_ids, store_ids};
 use serde_json::{Value, json};
 
@@ -74,18 +77,30 @@ async fn killing_processors_repeatedly_loses_and_doubles_nothing() {
         .collect();
 
     // Chaos: SIGKILL one of the processors every 2-3 s, restart it at once.
+    let keys = tempfile::tempdir().expect("temp dir");
+    let key_file = keys.path().join("ledger.key");
+    let signer = auditlog_ledger::Signer::generate("crash-test").expect("key");
+    std::fs::write(&key_file, signer.to_key_text()).expect("write the key");
     let mut scylla = setup.processor("scylla");
     let mut opensearch = setup.processor("opensearch");
+    let mut ledger = setup.ledger_processor(&key_file, setup.keyspace);
     let chaos = Instant::now();
     let mut kills = 0;
     while chaos.elapsed() < CHAOS {
         tokio::time::sleep(Duration::from_millis(2_000 + (kills % 3) * 500)).await;
-        if kills % 2 == 0 {
-            drop(scylla);
-            scylla = setup.processor("scylla");
-        } else {
-            drop(opensearch);
-            opensearch = setup.processor("opensearch");
+        match kills % 3 {
+            0 => {
+                drop(scylla);
+                scylla = setup.processor("scylla");
+            }
+            1 => {
+                drop(opensearch);
+                opensearch = setup.processor("opensearch");
+            }
+            _ => {
+                drop(ledger);
+                ledger = setup.ledger_processor(&key_file, setup.keyspace);
+            }
         }
         kills += 1;
     }
@@ -111,4 +126,37 @@ async fn killing_processors_repeatedly_loses_and_doubles_nothing() {
         }
     }
     drop((scylla, opensearch));
+
+    // The ledger: one leaf per acknowledged event, and the root of a clean rebuild (a fresh
+    // ledger processor reading the same log into a ledger of its own).
+    let rebuild_keyspace = format!("{}_rebuild", setup.keyspace);
+    let _rebuild = setup.ledger_processor(&key_file, &rebuild_keyspace);
+    let connect = |keyspace: String| async move {
+        auditlog_seams::ledger_store::scylla::ScyllaLedgerStore::connect(&auditlog_seams::event_store::scylla::ScyllaConfig::new(vec!["127.0.0.1:9042".into()], keyspace))
+            .await
+            .expect("the ledger store")
+    };
+    let (crashed, clean) = (connect(setup.keyspace.to_owned()).await, connect(rebuild_keyspace).await);
+    for (tenant, acked) in tenants.iter().zip(&acked) {
+        let acked = acked.lock().expect("lock").clone();
+        let size = |store: &auditlog_seams::ledger_store::scylla::ScyllaLedgerStore| {
+            let (store, tenant) = (store.clone(), tenant.clone());
+            async move { store.load_checkpoint(&tenant).await.expect("checkpoint").map_or(0, |c| c.size) }
+        };
+        distributed::until(&format!("both ledgers of {tenant} cover the acknowledged events"), 180, || async {
+            size(&crashed).await >= acked.len() as u64 && size(&clean).await >= acked.len() as u64
+        })
+        .await;
+        let origin = auditlog_ledger::origin("auditlog", tenant).expect("origin");
+        let open = |note: String| auditlog_ledger::Checkpoint::open(&note, &[signer.verifier()], Some(&origin)).expect("the checkpoint verifies").0;
+        let crashed_cp = open(crashed.load_checkpoint(tenant).await.expect("load").expect("checkpoint").note);
+        let clean_cp = open(clean.load_checkpoint(tenant).await.expect("load").expect("checkpoint").note);
+        assert_eq!(crashed_cp.size, acked.len() as u64, "{tenant}: exactly one leaf per acknowledged event");
+        assert_eq!((crashed_cp.size, crashed_cp.root), (clean_cp.size, clean_cp.root), "{tenant}: the crashed ledger's root is the clean rebuild's");
+        let leaves = crashed.leaves(tenant, 0, acked.len() + 10).await.expect("leaves");
+        let ids: HashSet<String> = leaves.iter().map(|l| l.id.clone()).collect();
+        assert_eq!((leaves.len(), ids.len()), (acked.len(), acked.len()), "{tenant}: each acknowledged id once");
+        assert_eq!(ids, acked, "{tenant}: the leaves are the acknowledged ids");
+    }
+    drop(ledger);
 }

@@ -62,6 +62,8 @@ impl Setup {
             .env("AUDITLOG_QUERY_TOPIC_PREFIX", &self.prefix)
             .env("AUDITLOG_TOPIC", self.topic())
             .env("AUDITLOG_EVENT_STORE", format!("scylla://127.0.0.1:9042/{}", self.keyspace))
+            .env("AUDITLOG_LEDGER_STORE", format!("scylla://127.0.0.1:9042/{}", self.keyspace))
+            .env("AUDITLOG_CHECKPOINT_TOPIC", format!("{}.checkpoints", self.prefix))
             .env("AUDITLOG_SEARCH_INDEX", format!("opensearch://127.0.0.1:9200/{}", self.alias))
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -74,6 +76,19 @@ impl Setup {
         let instance = format!("{sink}-0");
         let args = ["processor", "--sink", sink, "--group", &group, "--instance-id", &instance, "--listen", "127.0.0.1:0"];
         Proc(self.command(&args).spawn().expect("the processor starts"))
+    }
+
+    /// The ledger processor, signing with the key in `key_file`, its ledger in `keyspace`
+    /// (consumer group `<prefix>-ledger-<keyspace>`).
+    pub fn ledger_processor(&self, key_file: &std::path::Path, keyspace: &str) -> Proc {
+        let group = format!("{}-ledger-{keyspace}", self.prefix);
+        let key = key_file.display().to_string();
+        let store = format!("scylla://127.0.0.1:9042/{keyspace}");
+        let instance = format!("ledger-{keyspace}-0");
+        let args = [
+            "processor", "--sink", "ledger", "--group", &group, "--instance-id", &instance, "--listen", "127.0.0.1:0", "--ledger-key-file", &key, "--ledger-store", &store,
+        ];
+        Proc(self.command(&args).spawn().expect("the ledger processor starts"))
     }
 
     /// Starts `role` (`gateway` or `query-api`) on a free port and waits for `/readyz`.
