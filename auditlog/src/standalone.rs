@@ -123,6 +123,7 @@ pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<bool> {
         log: Arc::clone(&backends.log),
         codec: Arc::clone(&codec),
         tenants,
+        ledger: None,
     };
     let query = QueryState::new(query_config, query_backends).map_err(|e| anyhow!("{e}"))?;
 
