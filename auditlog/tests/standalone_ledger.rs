@@ -145,3 +145,89 @@ async fn exports_with_proofs_verify_offline_and_the_tree_resumes_after_a_restart
     assert_eq!(out.status.code(), Some(0), "the new event is leaf 300: {}", shown(&out));
     assert!(server.terminate().success(), "a graceful stop exits 0");
 }
+
+/// The root line of a checkpoint.
+fn root_of(checkpoint: &str) -> String {
+    checkpoint.lines().nth(2).expect("root line").to_owned()
+}
+
+/// Go's checksum-database code (`golang.org/x/mod/sumdb/note`, `sumdb/tlog`, the program in
+/// `ledger/tests/interop/`) accepts what the standalone API serves: the checkpoint with the
+/// listed key, the tiles (it recomputes the root from them), inclusion proofs from
+/// `/v1/events/{id}/proof` (at the latest and at an older size) and the consistency proof from
+/// `/v1/ledger/consistency`, and regenerates the same proofs from the served tiles. Go is
+/// required: without it this test fails.
+#[tokio::test]
+async fn go_sumdb_accepts_the_checkpoint_keys_tiles_and_proofs_the_api_serves() {
+    let go = ["/usr/local/go/bin/go"].into_iter().map(std::path::PathBuf::from).find(|p| p.is_file()).unwrap_or_else(|| "go".into());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = tempfile::tempdir().expect("tempdir for the case");
+    let server = Server::start(dir.path());
+    let (http, base, key) = (client(), server.url.clone(), server.key());
+    let events: Vec<Value> = (0..300).map(|i| json!({"action": "user.login", "actor": {"id": format!("u{i}"), "type": "user"}})).collect();
+    let (status, body) = post(&http, &format!("{base}/v1/events/batch"), &key, &json!(events)).await;
+    assert!(status.is_success(), "{status} {body}");
+    let old = checkpoint_of_size(&http, &base, &key, 300).await;
+    let (status, last) = post(&http, &format!("{base}/v1/events"), &key, &json!({"action": "user.logout", "actor": {"id": "z", "type": "user"}})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{last}");
+    let new = checkpoint_of_size(&http, &base, &key, 301).await;
+    let origin = new.lines().next().expect("origin").to_owned();
+    assert_eq!(origin, "auditlog/default");
+
+    let keys: Value = serde_json::from_str(&fetch(&http, &format!("{base}/v1/ledger/keys"), &key).await.1).expect("keys json");
+    let verifier_keys: Vec<String> = keys["keys"].as_array().expect("keys").iter().map(|k| k["verifier_key"].as_str().expect("key").to_owned()).collect();
+    let signer = auditlog_ledger::Signer::parse(std::fs::read_to_string(dir.path().join("ledger-key")).expect("key file").trim()).expect("signer");
+    let signer_key = signer.renamed(&origin).expect("renamed").to_key_text();
+
+    let tile_dir = work.path().join("tiles");
+    for path in ["0/000", "0/001.p/45", "1/000.p/1"] {
+        let response = http.get(format!("{base}/v1/ledger/tile/{path}")).bearer_auth(&key).send().await.expect("tile");
+        assert_eq!(response.status(), StatusCode::OK, "tile {path}");
+        let file = tile_dir.join("tile").join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(file, response.bytes().await.expect("tile bytes")).expect("write tile");
+    }
+
+    // Inclusion proofs of events spread over the tree, by id, as the API answers them.
+    let (_, export) = fetch(&http, &format!("{base}/v1/events/export?format=ndjson"), &key).await;
+    let mut by_index: Vec<(u64, Value)> = export
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json line"))
+        .map(|e| (e["leaf_index"].as_u64().expect("every event is covered"), e))
+        .collect();
+    by_index.sort_by_key(|(i, _)| *i);
+    assert_eq!(by_index.len(), 301);
+    let mut inclusions = Vec::new();
+    for index in [0usize, 7, 255, 256, 299, 300] {
+        let (leaf_index, event) = &by_index[index];
+        let mut stored = event.clone();
+        stored.as_object_mut().expect("object").remove("leaf_index");
+        let stored: auditlog_schemas::AuditEvent = serde_json::from_value(stored).expect("an event");
+        let leaf = auditlog_ledger::event_leaf_hash(&stored).expect("leaf").to_base64();
+        let id = event["id"].as_str().expect("id");
+        for (size, checkpoint) in [(301u64, &new), (300, &old)] {
+            if *leaf_index >= size {
+                continue;
+            }
+            let (status, proof) = fetch(&http, &format!("{base}/v1/events/{id}/proof?tree_size={size}"), &key).await;
+            assert_eq!(status, StatusCode::OK, "{proof}");
+            let proof: Value = serde_json::from_str(&proof).expect("proof json");
+            inclusions.push(json!({"index": leaf_index, "size": size, "root": root_of(checkpoint), "leaf": leaf, "proof": proof["hashes"]}));
+        }
+    }
+    let (status, consistency) = fetch(&http, &format!("{base}/v1/ledger/consistency?from=300&to=301"), &key).await;
+    assert_eq!(status, StatusCode::OK, "{consistency}");
+    let consistency: Value = serde_json::from_str(&consistency).expect("consistency json");
+    let case = json!({
+        "verifier_keys": verifier_keys, "signer_key": signer_key, "note": new, "origin": origin,
+        "tile_dir": tile_dir, "size": 301, "root": root_of(&new), "inclusions": inclusions,
+        "consistency": [{"old": 300, "old_root": root_of(&old), "new": 301, "new_root": root_of(&new), "proof": consistency["hashes"]}],
+    });
+    let case_path = work.path().join("case.json");
+    std::fs::write(&case_path, serde_json::to_vec(&case).expect("json")).expect("write case");
+    let interop = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ledger/tests/interop");
+    let output = Command::new(&go).args(["run", "."]).arg(&case_path).current_dir(interop).output().expect("go runs (install Go: this test does not skip)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && stdout.contains("interop ok"), "Go rejected the API's output:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(server.terminate().success(), "a graceful stop exits 0");
+}
