@@ -28,7 +28,11 @@ struct Fixture {
 
 impl Fixture {
     async fn new() -> Self {
-        let api = embedded_api_with_ledger(test_config(), DEPLOYMENT).await;
+        Self::with(test_config()).await
+    }
+
+    async fn with(config: auditlog_query_api::QueryConfig) -> Self {
+        let api = embedded_api_with_ledger(config, DEPLOYMENT).await;
         let store = api.ledger.clone().expect("ledger");
         let signer = auditlog_ledger::Signer::generate("deployment-key").expect("key");
         let sink = LedgerSink::new(store, vec![signer], DEPLOYMENT, None);
@@ -163,7 +167,11 @@ async fn proofs_checkpoints_and_tiles_verify() {
 
 #[tokio::test]
 async fn events_read_back_carry_their_leaf_index() {
-    let f = Fixture::new().await;
+    // Exports of 5 events a page: proofs and separators across pages, a page with an event
+    // the checkpoint does not cover.
+    let mut config = test_config();
+    config.limits.export_page_size = 5;
+    let f = Fixture::with(config).await;
     let a = f.api.tenant("lgi");
     let token = reader(&a);
     let events: Vec<AuditEvent> = (0..12).map(|n| event(&a, n)).collect();
