@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use auditlog_query_api::config::load;
-use auditlog_query_api::{Backends, QueryState, run_with_metrics_listener};
+use auditlog_query_api::{Backends, LedgerBackend, QueryState, run_with_metrics_listener};
 use auditlog_schemas::WireCodec;
 use auditlog_seams::resolve;
 
@@ -35,6 +35,14 @@ pub struct QueryApiArgs {
     /// Tenant registry URI, the gateway's (`memory://` keeps it in this process only).
     #[arg(long, env = "AUDITLOG_TENANT_REGISTRY", default_value = "kafka://127.0.0.1:9092")]
     tenant_registry: String,
+    /// Ledger store URI, the ledger processor's (`scylla://host:port/keyspace` or
+    /// `file:///dir`): checkpoints, proofs, tiles and each event's `leaf_index`. `none` turns
+    /// the ledger routes off (404 `ledger-not-configured`) and events carry no `leaf_index`.
+    #[arg(long, env = "AUDITLOG_LEDGER_STORE", default_value = "scylla://127.0.0.1:9042/auditlog")]
+    ledger_store: String,
+    /// The ledger's deployment name (origins `<deployment>/<tenant>`), the ledger processor's.
+    #[arg(long = "ledger-deployment", env = "AUDITLOG_LEDGER_DEPLOYMENT", default_value = "auditlog")]
+    ledger_deployment: String,
     /// Serve `/metrics` on this address instead of `--listen` (which then answers 404 there),
     /// so only the scraper reaches it.
     #[arg(long, env = "AUDITLOG_QUERY_METRICS_LISTEN")]
@@ -67,7 +75,8 @@ pub async fn query_api(args: QueryApiArgs) -> anyhow::Result<bool> {
     let tenants = auditlog_tenant_registry::open_registry(&args.tenant_registry)
         .await
         .with_context(|| startup::setting("--tenant-registry", "AUDITLOG_TENANT_REGISTRY", &args.tenant_registry))?;
-    let state = QueryState::new(config, Backends { store, index, log, codec, tenants }).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ledger = ledger_backend(&args.ledger_store, &args.ledger_deployment).await?;
+    let state = QueryState::new(config, Backends { store, index, log, codec, tenants, ledger }).map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     eprintln!("auditlog query API listening on http://{}", listener.local_addr()?);
     let metrics = match &args.metrics_listen {
@@ -86,3 +95,14 @@ pub async fn query_api(args: QueryApiArgs) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+
+/// The ledger the API reads: the store at `uri` under `deployment`, or none for `none`.
+async fn ledger_backend(uri: &str, deployment: &str) -> anyhow::Result<Option<LedgerBackend>> {
+    if uri == "none" {
+        eprintln!("ledger off (--ledger-store none): the ledger routes answer 404 and events carry no leaf_index");
+        return Ok(None);
+    }
+    auditlog_ledger::origin(deployment, "tenant").with_context(|| startup::setting("--ledger-deployment", "AUDITLOG_LEDGER_DEPLOYMENT", deployment))?;
+    let store = resolve::ledger_store(uri).await.with_context(|| startup::setting("--ledger-store", "AUDITLOG_LEDGER_STORE", uri))?;
+    Ok(Some(LedgerBackend { store, deployment: deployment.to_owned() }))
+}

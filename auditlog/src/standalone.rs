@@ -6,11 +6,15 @@
 //! - the processors run exactly as on Kafka: one consumer group per view, committing after
 //!   the view acknowledged, so after a crash both views catch up from the log;
 //! - tenants and API keys are in `<data-dir>/tenants.json` (the file tenant registry);
+//! - the ledger (tamper evidence) is built by a third processor (`LedgerSink`) into the file
+//!   ledger store `<data-dir>/ledger`, checkpoints signed with `<data-dir>/ledger-key` and
+//!   published on the embedded log's `audit.ledger.checkpoints.v1`; the query side serves it;
 //! - first start writes the credentials ([`credentials`]); [`router`] puts both APIs on one
 //!   port.
 //!
 //! Shutdown (SIGINT/SIGTERM): stop accepting and close live tails, let requests finish,
-//! flush the log, then let each processor write and commit its batch in flight.
+//! flush the log, then let each processor (the ledger's too) write and commit its batch in
+//! flight.
 
 pub(crate) mod credentials;
 mod router;
@@ -23,9 +27,10 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 use auditlog_ingest_gateway::GatewayState;
 use auditlog_ingest_gateway::config::{JwtKeyConfig, KeyMaterial, Secret};
+use auditlog_processors::ledger::{CHECKPOINT_TOPIC, CheckpointTopic, LedgerSink};
 use auditlog_processors::sink::{IndexSink, StoreSink};
 use auditlog_processors::{BatchLimits, ProcessorConfig, Sink, SinkKind};
-use auditlog_query_api::{Backends, QueryState};
+use auditlog_query_api::{Backends, LedgerBackend, QueryState};
 use auditlog_schemas::WireCodec;
 use auditlog_seams::resolve;
 use auditlog_seams::{EventLog, EventStore, SearchIndex};
@@ -58,6 +63,9 @@ pub struct StandaloneArgs {
     /// Address to listen on (ingest and query API on one port).
     #[arg(long, env = "AUDITLOG_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
+    /// The ledger's deployment name: checkpoints are the logs `<deployment>/<tenant>`.
+    #[arg(long = "ledger-deployment", env = "AUDITLOG_LEDGER_DEPLOYMENT", default_value = "auditlog")]
+    ledger_deployment: String,
 }
 
 /// The open backends of a data directory.
@@ -104,6 +112,21 @@ pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<bool> {
     for name in [topic.clone(), auditlog_seams::topics::dead_letters(&topic)] {
         backends.log.ensure_topic(&name, PARTITIONS).await.with_context(|| format!("creating topic {name}"))?;
     }
+    let deployment = args.ledger_deployment;
+    auditlog_ledger::origin(&deployment, "tenant").with_context(|| crate::startup::setting("--ledger-deployment", "AUDITLOG_LEDGER_DEPLOYMENT", &deployment))?;
+    let signer = credentials::ledger_signer(&dir, &deployment)?;
+    let ledger_dir = dir.join("ledger");
+    let ledger_store = resolve::ledger_store(&format!("file://{}", ledger_dir.display()))
+        .await
+        .with_context(|| format!("cannot open the ledger store {}", ledger_dir.display()))?;
+    backends.log.ensure_topic(CHECKPOINT_TOPIC, 1).await.with_context(|| format!("creating topic {CHECKPOINT_TOPIC}"))?;
+    let ledger_sink = LedgerSink::new(
+        Arc::clone(&ledger_store),
+        vec![signer.clone()],
+        deployment.clone(),
+        Some(CheckpointTopic { log: Arc::clone(&backends.log), topic: CHECKPOINT_TOPIC.to_owned() }),
+    );
+    ledger_sink.register_keys().await.context("listing the ledger key in the ledger store")?;
 
     let registry_path = dir.join("tenants.json");
     let tenants = auditlog_tenant_registry::open_registry(&format!("file://{}", registry_path.display()))
@@ -123,13 +146,15 @@ pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<bool> {
         log: Arc::clone(&backends.log),
         codec: Arc::clone(&codec),
         tenants,
+        ledger: Some(LedgerBackend { store: ledger_store, deployment: deployment.clone() }),
     };
     let query = QueryState::new(query_config, query_backends).map_err(|e| anyhow!("{e}"))?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let sinks: [(SinkKind, Arc<dyn Sink>); 2] = [
+    let sinks: [(SinkKind, Arc<dyn Sink>); 3] = [
         (SinkKind::Scylla, Arc::new(StoreSink::new(Arc::clone(&backends.store)))),
         (SinkKind::OpenSearch, Arc::new(IndexSink(Arc::clone(&backends.index)))),
+        (SinkKind::Ledger, Arc::new(ledger_sink)),
     ];
     let processors_ops = auditlog_processors::ops::router(Arc::clone(&backends.log), sinks.iter().map(|(_, s)| Arc::clone(s)).collect());
     // Shutdown begins on a signal, or when a processor stops by itself (its error is reported).
@@ -158,6 +183,14 @@ pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<bool> {
     let app = router::router(auditlog_ingest_gateway::router(gateway), auditlog_query_api::router(query.clone()), readiness);
     eprintln!("auditlog standalone listening on {url} (data in {})", dir.display());
     eprintln!("{}", credentials::banner(&issued, &url));
+    let tenant_key = signer.verifier().renamed(&format!("{deployment}/{}", credentials::DEFAULT_TENANT)).map_err(|e| anyhow!("{e}"))?;
+    eprintln!(
+        "Ledger: {} (checkpoints signed with {}; verifier key {} of tenant `{}`, GET /v1/ledger/keys lists every tenant's)\n",
+        ledger_dir.display(),
+        dir.join(credentials::LEDGER_KEY_FILE).display(),
+        tenant_key,
+        credentials::DEFAULT_TENANT,
+    );
 
     let (begin_tx, mut begun) = watch::channel(false);
     let trigger = tokio::spawn(async move {

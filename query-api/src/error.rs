@@ -7,7 +7,8 @@
 //! | `malformed-json` | 400 | an admin body is not JSON |
 //! | `unauthenticated` | 401 + `WWW-Authenticate: Bearer` | credentials missing, malformed, expired, forged |
 //! | `forbidden` | 403 | the credential lacks the role, or names another tenant |
-//! | `not-found` | 404 | unknown route, event, tenant or key (another tenant's look the same) |
+//! | `not-found` | 404 | unknown route, event, tenant or key (another tenant's look the same); + `errors` when a parameter names what is missing (a proof's `id`, a tile's `path`) |
+//! | `ledger-not-configured` | 404 | a ledger route on a deployment without a ledger store |
 //! | `method-not-allowed` | 405 | known route, other method |
 //! | `conflict` | 409 | the tenant exists |
 //! | `not-acceptable` | 406 | a live tail asked for neither WebSocket nor `text/event-stream` |
@@ -20,6 +21,7 @@
 
 use auditlog_api_common::auth::AuthError;
 use auditlog_api_common::problem::Problem;
+use auditlog_seams::ledger_store::LedgerStoreError;
 use auditlog_seams::{IndexError, LogError, StoreError};
 use auditlog_tenant_registry::RegistryError;
 use axum::http::StatusCode;
@@ -60,6 +62,17 @@ pub enum QueryError {
     /// No such route, event, tenant or key visible to the caller.
     #[error("not found")]
     NotFound,
+    /// What a parameter names does not exist (for this tenant); the parameter is named.
+    #[error("{field} {message}")]
+    Missing {
+        /// The parameter: `id`, `path`, `proofs`.
+        field: &'static str,
+        /// What is missing.
+        message: String,
+    },
+    /// A ledger route on a deployment that builds no ledger.
+    #[error("the ledger is not configured on this deployment")]
+    LedgerNotConfigured,
     /// The route exists, but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -110,7 +123,8 @@ impl QueryError {
             E::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Validation failed"),
             E::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication required"),
             E::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
-            E::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            E::NotFound | E::Missing { .. } => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            E::LedgerNotConfigured => (StatusCode::NOT_FOUND, "ledger-not-configured", "Ledger not configured"),
             E::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
             E::NotAcceptable => (StatusCode::NOT_ACCEPTABLE, "not-acceptable", "Not acceptable"),
             E::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
@@ -145,6 +159,7 @@ impl IntoResponse for QueryError {
         let mut problem = Problem::new(status, slug, title, self.public_detail());
         match &self {
             QueryError::InvalidParameter(errors) | QueryError::Validation(errors) => problem.errors = Some(json!(errors)),
+            QueryError::Missing { field, message } => problem.errors = Some(json!([FieldProblem { field: (*field).into(), message: message.clone() }])),
             QueryError::Unauthenticated(_) => problem.bearer_challenge = true,
             QueryError::TooManyConcurrent(_) | QueryError::Unavailable(_) | QueryError::Overloaded => problem.retry_after_secs = Some(1),
             QueryError::RateLimited { retry_after } => problem.retry_after_secs = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
@@ -175,6 +190,21 @@ impl From<StoreError> for QueryError {
             }
             StoreError::Corrupt(m) => Self::Internal(format!("event store: {m}")),
             StoreError::Unavailable(m) => Self::Unavailable(m),
+        }
+    }
+}
+
+impl From<LedgerStoreError> for QueryError {
+    fn from(err: LedgerStoreError) -> Self {
+        match err {
+            LedgerStoreError::Unavailable(m) => Self::Unavailable(m),
+            // Paths are parsed before the store sees them; what it may still refuse is a
+            // tenant id it cannot key (no ledger can exist for it).
+            LedgerStoreError::Invalid(m) => {
+                tracing::debug!(error = %m, "ledger store refused the request");
+                Self::NotFound
+            }
+            other => Self::Internal(format!("ledger store: {other}")),
         }
     }
 }

@@ -4,8 +4,10 @@
 //!
 //! - [`server`]: [`router`] and [`run`] (`run(listener, state, shutdown)`), and
 //!   [`run_with_metrics_listener`] serving `/metrics` on a listener of its own;
-//! - [`routes`]: events (list, by id), stats, export, stream (WebSocket/SSE), admin;
+//! - [`routes`]: events (list, by id), stats, export, stream (WebSocket/SSE), ledger, admin;
 //! - [`params`]: strict query-string parsing into an [`auditlog_seams::EventFilter`];
+//! - [`ledger`]: the tamper-evidence ledger's read side (checkpoint, `leaf_index`, proofs
+//!   from stored tiles);
 //! - [`reads`]: which read model serves a filter (store for keyed reads, index for the rest);
 //! - [`cursor`]: HMAC-signed cursors bound to tenant and query;
 //! - [`live`]: one shared log tail fanned out to bounded per-client buffers;
@@ -24,6 +26,7 @@ pub mod auth;
 pub mod config;
 pub mod cursor;
 pub mod error;
+pub mod ledger;
 pub mod live;
 pub mod matching;
 pub mod metrics;
@@ -40,4 +43,4 @@ pub mod state;
 pub use config::QueryConfig;
 pub use error::QueryError;
 pub use server::{metrics_router, router, router_without_metrics, run, run_with_metrics_listener};
-pub use state::{Backends, QueryState};
+pub use state::{Backends, LedgerBackend, QueryState};

@@ -14,7 +14,7 @@ use serde_json::json;
 use utoipa::OpenApi;
 
 use crate::error::QueryError;
-use crate::routes::{admin, events, export, stats, stream};
+use crate::routes::{admin, events, export, ledger, stats, stream};
 use crate::state::QueryState;
 
 /// Time budget of each readiness check.
@@ -25,9 +25,11 @@ const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 #[openapi(
     info(title = "auditlog query API", description = "Tenant-scoped reads, search, stats, exports, live tail and administration of audit events"),
     paths(events::list, events::get, stats::stats, export::export, stream::stream,
+        ledger::checkpoint, ledger::keys, ledger::proof, ledger::consistency, ledger::tile,
         admin::create_tenant, admin::list_tenants, admin::get_tenant, admin::update_tenant, admin::delete_tenant,
         admin::create_api_key, admin::list_api_keys, admin::revoke_api_key, admin::list_admin_events, healthz, readyz),
-    components(schemas(events::EventPage, stats::StatsAnswer, stats::GroupCount, stats::Bucket, admin::NewTenant, admin::NewApiKey, admin::TenantList, admin::ApiKeyList)),
+    components(schemas(events::EventPage, stats::StatsAnswer, stats::GroupCount, stats::Bucket, admin::NewTenant, admin::NewApiKey, admin::TenantList, admin::ApiKeyList,
+        ledger::InclusionProof, ledger::ConsistencyProof, ledger::LedgerKey, ledger::LedgerKeys)),
     modifiers(&Security),
 )]
 pub struct ApiDoc;

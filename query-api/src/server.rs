@@ -13,7 +13,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::QueryError;
 use crate::ops::{self, ApiDoc};
-use crate::routes::{admin, events, export, stats, stream};
+use crate::routes::{admin, events, export, ledger, stats, stream};
 use crate::state::QueryState;
 
 /// The query API over `state`, `/metrics` included, ready for `axum::serve` or `oneshot`.
@@ -38,6 +38,11 @@ fn app(state: QueryState, with_metrics: bool) -> Router {
         .route("/v1/events/export", get(export::export))
         .route("/v1/events/stream", get(stream::stream))
         .route("/v1/events/{id}", get(events::get))
+        .route("/v1/events/{id}/proof", get(ledger::proof))
+        .route("/v1/ledger/checkpoint", get(ledger::checkpoint))
+        .route("/v1/ledger/keys", get(ledger::keys))
+        .route("/v1/ledger/consistency", get(ledger::consistency))
+        .route("/v1/ledger/tile/{*path}", get(ledger::tile))
         .route("/v1/stats", get(stats::stats))
         .route("/v1/tenants", get(admin::list_tenants).post(admin::create_tenant))
         .route("/v1/tenants/{id}", get(admin::get_tenant).patch(admin::update_tenant).delete(admin::delete_tenant))

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use auditlog_api_common::auth::Authenticator;
 use auditlog_schemas::WireCodec;
+use auditlog_seams::ledger_store::LedgerStore;
 use auditlog_seams::{EventLog, EventStore, SearchIndex};
 use auditlog_tenant_registry::TenantAdmin;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -29,6 +30,19 @@ pub struct Backends {
     pub codec: Arc<WireCodec>,
     /// Tenants and API keys (the gateway's registry).
     pub tenants: Arc<dyn TenantAdmin>,
+    /// The tamper-evidence ledger, when this deployment builds one: without it the ledger
+    /// routes answer 404 (`ledger-not-configured`) and events carry no `leaf_index`.
+    pub ledger: Option<LedgerBackend>,
+}
+
+/// Where the ledger is read, and how its logs are named.
+#[derive(Clone)]
+pub struct LedgerBackend {
+    /// Tiles, leaf rows, checkpoints and keys, written by the ledger processor.
+    pub store: Arc<dyn LedgerStore>,
+    /// The deployment name, the first half of every origin (`<deployment>/<tenant>`); the
+    /// ledger processor's `--ledger-deployment`.
+    pub deployment: String,
 }
 
 /// Cheap-to-clone handle on the query API's state.

@@ -51,7 +51,7 @@ async fn api(tune: impl FnOnce(&mut QueryConfig)) -> Api {
     }
     let codec = Arc::new(WireCodec::embedded());
     let (store, index): (Arc<dyn EventStore>, Arc<dyn SearchIndex>) = (embedded.store, embedded.index);
-    let backends = Backends { store: store.clone(), index: index.clone(), log: log.clone(), codec: codec.clone(), tenants: tenants as Arc<dyn TenantAdmin> };
+    let backends = Backends { store: store.clone(), index: index.clone(), log: log.clone(), codec: codec.clone(), tenants: tenants as Arc<dyn TenantAdmin>, ledger: None };
     let state = QueryState::new(config.clone(), backends).expect("valid config");
     Api { state, config, log, store, index, codec, _dir: dir }
 }

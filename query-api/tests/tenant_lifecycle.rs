@@ -88,7 +88,7 @@ async fn api() -> Api {
     tenants.upsert_tenant(TenantSettings::new("acme"));
     let codec = Arc::new(WireCodec::embedded());
     let (store, index): (Arc<dyn EventStore>, Arc<dyn SearchIndex>) = (embedded.store, embedded.index);
-    let backends = Backends { store: store.clone(), index: index.clone(), log: log.clone(), codec, tenants: tenants.clone() as Arc<dyn TenantAdmin> };
+    let backends = Backends { store: store.clone(), index: index.clone(), log: log.clone(), codec, tenants: tenants.clone() as Arc<dyn TenantAdmin>, ledger: None };
     let state = QueryState::new(config.clone(), backends).expect("valid config");
     Api { state, config, log, store, index, tenants, _dir: dir }
 }

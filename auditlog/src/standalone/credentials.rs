@@ -1,6 +1,8 @@
 //! First start of a standalone data directory: the `default` tenant, a random HS256 secret
-//! and cursor key (`secrets.json`, 0600), and ready-to-use credentials (`credentials.json`
-//! and `credentials.env`, 0600); later starts reuse them.
+//! and cursor key (`secrets.json`, 0600), the ledger's checkpoint signing key
+//! (`ledger-key`, 0600, Go `note` signer text as `auditlog ledger-key` writes it), and
+//! ready-to-use credentials (`credentials.json` and `credentials.env`, 0600); later starts
+//! reuse them.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
@@ -27,6 +29,8 @@ const TOKEN_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 const RENEW_BEFORE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Secrets file: the HS256 key and the cursor key.
 const SECRETS_FILE: &str = "secrets.json";
+/// The ledger's checkpoint signing key (`PRIVATE+KEY+...`, one line).
+pub const LEDGER_KEY_FILE: &str = "ledger-key";
 /// Credentials file (JSON).
 pub const CREDENTIALS_FILE: &str = "credentials.json";
 /// The same credentials as shell variables, for `set -a; . <file>`.
@@ -98,6 +102,20 @@ pub fn secrets(dir: &Path) -> anyhow::Result<Secrets> {
     let secrets = Secrets { jwt_hs256_secret: random_hex(), cursor_secret: random_hex() };
     write_private(&path, &serde_json::to_vec_pretty(&secrets)?)?;
     Ok(secrets)
+}
+
+/// The data directory's checkpoint signing key, generated (named `name`) on first start.
+pub fn ledger_signer(dir: &Path, name: &str) -> anyhow::Result<auditlog_ledger::Signer> {
+    let path = dir.join(LEDGER_KEY_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => auditlog_ledger::Signer::parse(text.trim()).map_err(|e| anyhow!("{} is not a signer key ({e}): restore it from a backup", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let signer = auditlog_ledger::Signer::generate(name).map_err(|e| anyhow!("ledger key name {name:?}: {e}"))?;
+            write_private(&path, format!("{}\n", signer.to_key_text()).as_bytes())?;
+            Ok(signer)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 /// Where the credentials are, and whether this start created them.
@@ -220,6 +238,14 @@ mod tests {
         assert!(first.created);
         assert!(api_key::authenticate(&registry, &first.credentials.api_key).is_some_and(|k| k.tenant_id == DEFAULT_TENANT));
         let again = ensure(dir.path(), &registry, &secret, &auth(&secret), "http://y").await.expect("second start");
+        let signer = ledger_signer(dir.path(), "auditlog").expect("ledger key drawn");
+        assert_eq!(ledger_signer(dir.path(), "other").expect("read back").verifier(), signer.verifier(), "the key is kept");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = fs::metadata(dir.path().join(LEDGER_KEY_FILE)).expect("exists").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         assert!(!again.created);
         assert_eq!(again.credentials.api_key, first.credentials.api_key);
         assert_eq!(registry.list_api_keys(DEFAULT_TENANT).map(|k| k.len()), Ok(1), "no second key");

@@ -1,7 +1,7 @@
 //! `GET /v1/events` (a page of the caller's events, newest first, with an opaque cursor) and
 //! `GET /v1/events/{id}` (one event; another tenant's id is as missing as an unknown one).
+//! Events carry `leaf_index` once the tenant's latest ledger checkpoint covers them.
 
-use auditlog_schemas::AuditEvent;
 use auditlog_seams::PageRequest;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Reader;
 use crate::error::QueryError;
+use crate::ledger::{self, EventView};
 use crate::params::{FILTER_PARAMS, Params};
 use crate::state::QueryState;
 use crate::{reads, retention};
@@ -17,9 +18,9 @@ use crate::{reads, retention};
 /// A page of events.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventPage {
-    /// Events, newest first.
+    /// Events, newest first; each with `leaf_index` once the tenant's latest ledger checkpoint covers it.
     #[schema(value_type = Vec<Object>)]
-    pub events: Vec<AuditEvent>,
+    pub events: Vec<EventView>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
@@ -57,16 +58,17 @@ pub async fn list(State(state): State<QueryState>, reader: Reader, RawQuery(raw)
     retention::bound(&state, &mut filter);
     let page = reads::page(&state, backend, &filter, &PageRequest { limit, after }).await?;
     let next_cursor = page.next.map(|inner| state.cursors().seal(backend, &reader.tenant_id, &query, &inner));
-    Ok(Json(EventPage { events: page.events.into_iter().map(|s| s.event).collect(), next_cursor }))
+    let indexes = ledger::covered_indexes(&state, &reader.tenant_id, page.events.iter().map(|s| &s.event)).await?;
+    Ok(Json(EventPage { events: page.events.into_iter().map(|s| EventView::new(s.event, &indexes)).collect(), next_cursor }))
 }
 
 /// `GET /v1/events/{id}`.
 #[utoipa::path(get, path = "/v1/events/{id}", tag = "events",
     params(("id" = String, Path, description = "event id")),
-    responses((status = 200, description = "the event", body = Object), (status = 404, description = "no such event for this tenant"), (status = 401), (status = 403),
+    responses((status = 200, description = "the event, with `leaf_index` once the tenant's latest ledger checkpoint covers it", body = Object), (status = 404, description = "no such event for this tenant"), (status = 401), (status = 403),
         (status = 429, description = "the tenant is past its request rate (Retry-After)"), (status = 503)),
     security(("bearer" = []), ("api_key" = [])))]
-pub async fn get(State(state): State<QueryState>, reader: Reader, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Result<Json<AuditEvent>, QueryError> {
+pub async fn get(State(state): State<QueryState>, reader: Reader, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Result<Json<EventView>, QueryError> {
     let _admitted = state.quotas().admit(&reader.tenant_id)?;
     Params::parse(raw.as_deref(), &[])?;
     if id.is_empty() || id.len() > 256 {
@@ -78,7 +80,8 @@ pub async fn get(State(state): State<QueryState>, reader: Reader, Path(id): Path
         .map_err(|_| QueryError::Unavailable("event store read timed out".into()))??;
     match found {
         Some(stored) if stored.event.tenant_id == reader.tenant_id && stored.event.occurred_at >= retention::cutoff(&state, &reader.tenant_id) => {
-            Ok(Json(stored.event))
+            let indexes = ledger::covered_indexes(&state, &reader.tenant_id, [&stored.event]).await?;
+            Ok(Json(EventView::new(stored.event, &indexes)))
         }
         _ => Err(QueryError::NotFound),
     }

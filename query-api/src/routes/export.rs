@@ -4,9 +4,18 @@
 //! values (targets, metadata) are JSON text in their cell. A cell starting with `= + - @`,
 //! TAB or CR gets a leading `'` ([`neutralise`]), so a spreadsheet opening the export shows
 //! producer-controlled text instead of evaluating it as a formula (CSV injection).
+//!
+//! NDJSON and JSON events carry `leaf_index` once the tenant's latest ledger checkpoint covers
+//! them. With `proofs=true` (NDJSON and JSON only) the export is taken against that
+//! checkpoint: NDJSON starts with a `{"checkpoint": "<signed note>"}` line, JSON is
+//! `{"checkpoint": ..., "events": [...]}`, and holds only the events the checkpoint covers,
+//! each with `leaf_index` and `proof` (its base64 inclusion-proof hashes against the
+//! checkpoint's size), so `auditlog verify export` checks the file offline. Proofs are made
+//! page by page from the tiles that page needs ([`TileCache`], bounded).
 
 use auditlog_schemas::AuditEvent;
-use auditlog_seams::{EventFilter, PageRequest, StoredEvent};
+use auditlog_seams::ledger_store::StoredCheckpoint;
+use auditlog_seams::{EventFilter, PageRequest};
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, header};
@@ -17,6 +26,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::auth::Reader;
 use crate::cursor::Backend;
 use crate::error::QueryError;
+use crate::ledger::{self, EventView, TileCache, base64_hashes};
 use crate::params::{FILTER_PARAMS, Params};
 use crate::slots::Slot;
 use crate::state::QueryState;
@@ -67,12 +77,22 @@ impl Format {
     }
 }
 
+/// What an export with `proofs=true` is taken against.
+struct Proofs {
+    /// The tenant's latest checkpoint when the export began.
+    checkpoint: StoredCheckpoint,
+    /// Tiles of its tree, read as pages need them.
+    tiles: TileCache,
+}
+
 /// Where an export is: what it reads next.
 struct Export {
     state: QueryState,
     backend: Backend,
     filter: EventFilter,
     format: Format,
+    /// `Some` with `proofs=true`.
+    proofs: Option<Proofs>,
     /// The next page's backend cursor; `None` once the last page was written.
     after: Option<String>,
     /// Whether the CSV header or the JSON `[` was written.
@@ -127,6 +147,7 @@ fn read_ahead(mut export: Export, slot: Slot) -> impl futures::Stream<Item = Res
 /// `GET /v1/events/export`.
 #[utoipa::path(get, path = "/v1/events/export", tag = "events",
     params(("format" = Option<String>, Query, description = "csv, ndjson (default) or json"),
+        ("proofs" = Option<bool>, Query, description = "true: taken against the tenant's latest ledger checkpoint (ndjson: a first `{\"checkpoint\": ...}` line; json: `{checkpoint, events}`), only the events it covers, each with `leaf_index` and `proof` (base64 inclusion-proof hashes); ndjson and json only"),
         ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("actor_id" = Option<String>, Query), ("action" = Option<String>, Query),
         ("target_type" = Option<String>, Query), ("target_id" = Option<String>, Query), ("outcome" = Option<String>, Query),
         ("severity" = Option<String>, Query), ("q" = Option<String>, Query)),
@@ -135,13 +156,30 @@ fn read_ahead(mut export: Export, slot: Slot) -> impl futures::Stream<Item = Res
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn export(State(state): State<QueryState>, reader: Reader, RawQuery(raw): RawQuery) -> Result<Response, QueryError> {
     let _admitted = state.quotas().admit(&reader.tenant_id)?;
-    let params = Params::parse(raw.as_deref(), &[FILTER_PARAMS, &["format"]])?;
+    let params = Params::parse(raw.as_deref(), &[FILTER_PARAMS, &["format", "proofs"]])?;
     let format = Format::parse(params.get("format"))?;
+    let with_proofs = match params.get("proofs") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(QueryError::param("proofs", "must be true or false")),
+    };
+    if with_proofs && format == Format::Csv {
+        return Err(QueryError::param("proofs", "needs format ndjson or json (a CSV row has no room for a proof)"));
+    }
     let mut filter = params.filter(&reader.tenant_id)?;
+    let proofs = if with_proofs {
+        let checkpoint = ledger::latest(&state, &reader.tenant_id)
+            .await?
+            .ok_or_else(|| QueryError::Missing { field: "proofs", message: "needs a checkpoint, and the tenant's ledger has no leaf yet".into() })?;
+        let tiles = TileCache::new(&reader.tenant_id, checkpoint.size);
+        Some(Proofs { checkpoint, tiles })
+    } else {
+        None
+    };
     let slot = state.exports().try_acquire(&reader.tenant_id).ok_or(QueryError::TooManyConcurrent("exports"))?;
     retention::bound(&state, &mut filter);
     let backend = reads::choose(&filter);
-    let mut export = Export { state, backend, filter, format, after: None, started: false, rows: 0, done: false };
+    let mut export = Export { state, backend, filter, format, proofs, after: None, started: false, rows: 0, done: false };
     // The first page is read before answering, so an unavailable backend is a 503, not a
     // truncated 200.
     let head = export.next_chunk().await?;
@@ -165,26 +203,65 @@ impl Export {
         let limit = self.state.config().limits.export_page_size;
         let request = PageRequest { limit, after: self.after.take() };
         let page = reads::page(&self.state, self.backend, &self.filter, &request).await?;
-        let mut out = Vec::with_capacity(page.events.len() * 512);
+        let events: Vec<AuditEvent> = page.events.into_iter().map(|s| s.event).collect();
+        let views = self.views(events).await?;
+        let mut out = Vec::with_capacity(views.len() * 512);
         if !self.started {
-            match self.format {
-                Format::Json => out.push(b'['),
-                Format::Csv => write_csv_header(&mut out)?,
-                Format::Ndjson => {}
+            let note = self.proofs.as_ref().map(|p| p.checkpoint.note.as_str());
+            match (self.format, note) {
+                (Format::Json, None) => out.push(b'['),
+                (Format::Json, Some(note)) => {
+                    out.extend_from_slice(b"{\"checkpoint\":");
+                    serde_json::to_writer(&mut out, note).map_err(|e| internal(&e))?;
+                    out.extend_from_slice(b",\"events\":[");
+                }
+                (Format::Ndjson, Some(note)) => {
+                    serde_json::to_writer(&mut out, &serde_json::json!({ "checkpoint": note })).map_err(|e| internal(&e))?;
+                    out.push(b'\n');
+                }
+                (Format::Csv, _) => write_csv_header(&mut out)?,
+                (Format::Ndjson, None) => {}
             }
             self.started = true;
         }
-        write_events(&mut out, self.format, &page.events, self.rows == 0)?;
-        self.rows += page.events.len() as u64;
-        crate::metrics::export_rows(self.format.name(), page.events.len());
+        write_events(&mut out, self.format, &views, self.rows == 0)?;
+        self.rows += views.len() as u64;
+        crate::metrics::export_rows(self.format.name(), views.len());
         self.after = page.next;
         if self.after.is_none() {
             self.done = true;
             if self.format == Format::Json {
                 out.push(b']');
+                if self.proofs.is_some() {
+                    out.push(b'}');
+                }
             }
         }
         Ok(Bytes::from(out))
+    }
+
+    /// A page's events as written: with `leaf_index` where the latest checkpoint covers them;
+    /// with `proofs=true` only those the export's checkpoint covers, each with its proof.
+    async fn views(&mut self, events: Vec<AuditEvent>) -> Result<Vec<EventView>, QueryError> {
+        let tenant = self.filter.tenant_id.clone();
+        let Some(proofs) = self.proofs.as_mut() else {
+            if self.format == Format::Csv {
+                return Ok(events.into_iter().map(|event| EventView { event, leaf_index: None, proof: None }).collect());
+            }
+            let indexes = ledger::covered_indexes(&self.state, &tenant, &events).await?;
+            return Ok(events.into_iter().map(|e| EventView::new(e, &indexes)).collect());
+        };
+        let size = proofs.checkpoint.size;
+        let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+        let indexes = ledger::indexes_below(&self.state, &tenant, &ids, size).await?;
+        let covered: Vec<(AuditEvent, u64)> = events.into_iter().filter_map(|e| indexes.get(&e.id).map(|&i| (e, i))).collect();
+        let leaf_indexes: Vec<u64> = covered.iter().map(|(_, i)| *i).collect();
+        let hashes = proofs.tiles.inclusion_proofs(&self.state, &leaf_indexes, size).await?;
+        Ok(covered
+            .into_iter()
+            .zip(hashes)
+            .map(|((event, index), proof)| EventView { event, leaf_index: Some(index), proof: Some(base64_hashes(&proof)) })
+            .collect())
     }
 }
 
@@ -200,7 +277,7 @@ fn write_csv_header(out: &mut Vec<u8>) -> Result<(), QueryError> {
 
 /// Appends `events` in `format`; `first` says whether no event was written before (no
 /// leading comma in JSON).
-fn write_events(out: &mut Vec<u8>, format: Format, events: &[StoredEvent], first: bool) -> Result<(), QueryError> {
+fn write_events(out: &mut Vec<u8>, format: Format, events: &[EventView], first: bool) -> Result<(), QueryError> {
     match format {
         Format::Csv => {
             let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(out);
@@ -211,7 +288,7 @@ fn write_events(out: &mut Vec<u8>, format: Format, events: &[StoredEvent], first
         }
         Format::Ndjson => {
             for stored in events {
-                serde_json::to_writer(&mut *out, &stored.event).map_err(|e| internal(&e))?;
+                serde_json::to_writer(&mut *out, stored).map_err(|e| internal(&e))?;
                 out.push(b'\n');
             }
         }
@@ -220,7 +297,7 @@ fn write_events(out: &mut Vec<u8>, format: Format, events: &[StoredEvent], first
                 if !(first && i == 0) {
                     out.push(b',');
                 }
-                serde_json::to_writer(&mut *out, &stored.event).map_err(|e| internal(&e))?;
+                serde_json::to_writer(&mut *out, stored).map_err(|e| internal(&e))?;
             }
         }
     }

@@ -4,10 +4,12 @@
 //! - [`stats`]: `GET /v1/stats`;
 //! - [`export`]: `GET /v1/events/export`;
 //! - [`stream`]: `GET /v1/events/stream` (WebSocket and SSE);
+//! - [`ledger`]: checkpoint, keys, inclusion and consistency proofs, tiles;
 //! - [`admin`]: tenants and API keys.
 
 pub mod admin;
 pub mod events;
 pub mod export;
+pub mod ledger;
 pub mod stats;
 pub mod stream;

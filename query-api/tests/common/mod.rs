@@ -5,7 +5,7 @@
 //! `EventStore::upsert` and `SearchIndex::index`, and HTTP helpers. A missing service fails
 //! the test with its name; nothing skips.
 
-#![allow(dead_code, missing_docs)]
+#![allow(dead_code, missing_docs, clippy::too_many_arguments)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +13,11 @@ use std::time::Duration;
 use auditlog_api_common::auth::Role;
 use auditlog_api_common::auth::dev_token::{DevToken, mint_hs256};
 use auditlog_api_common::config::{AuthConfig, JwtKeyConfig, KeyMaterial, Secret};
-use auditlog_query_api::{Backends, QueryConfig, QueryState, router};
+use auditlog_query_api::{Backends, LedgerBackend, QueryConfig, QueryState, router};
 use auditlog_schemas::{Actor, ActorType, AuditEvent, Outcome, Severity, Target, WireCodec};
 use auditlog_seams::event_store::scylla::{ScyllaConfig, ScyllaEventStore};
 use auditlog_seams::search_index::opensearch::{OpenSearchConfig, OpenSearchIndex};
+use auditlog_seams::ledger_store::LedgerStore;
 use auditlog_seams::{EventLog, EventStore, LogPosition, OutgoingRecord, SearchIndex, StoredEvent, resolve};
 use auditlog_tenant_registry::{InMemoryTenantRegistry, TenantAdmin};
 use axum::body::Body;
@@ -52,6 +53,8 @@ pub struct TestApi {
     pub codec: Arc<WireCodec>,
     pub tenants: Arc<InMemoryTenantRegistry>,
     pub config: QueryConfig,
+    /// The ledger the API reads, when it has one ([`embedded_api_with_ledger`]).
+    pub ledger: Option<Arc<dyn LedgerStore>>,
     /// The embedded backends' data directory, removed with the API.
     pub data_dir: Option<Arc<tempfile::TempDir>>,
 }
@@ -86,7 +89,7 @@ pub async fn api_with(config: QueryConfig) -> TestApi {
         .unwrap_or_else(|e| panic!("kafka at {kafka}: {e}"));
     let codec = Arc::new(WireCodec::new(&config.registry_url, Duration::from_secs(5)).expect("registry url"));
     let index = Arc::new(index);
-    assemble(config, Arc::new(store), index.clone(), Some(index), log, codec, None)
+    assemble(config, Arc::new(store), index.clone(), Some(index), log, codec, None, None)
 }
 
 /// The API over the embedded backends of standalone mode in a fresh directory (no stack).
@@ -96,7 +99,20 @@ pub async fn embedded_api_with(config: QueryConfig) -> TestApi {
     let embedded = tokio::task::spawn_blocking(move || resolve::embedded(&path, None)).await.expect("join").expect("embedded backends");
     within(20, "the embedded log", embedded.log.ensure_topic(&config.topic(), 1)).await.expect("topic");
     let codec = Arc::new(WireCodec::embedded());
-    assemble(config, embedded.store, embedded.index, None, embedded.log, codec, Some(Arc::new(dir)))
+    assemble(config, embedded.store, embedded.index, None, embedded.log, codec, Some(Arc::new(dir)), None)
+}
+
+/// [`embedded_api_with`], plus a ledger: the file ledger store in `<dir>/ledger`, read under
+/// deployment name `deployment`.
+pub async fn embedded_api_with_ledger(config: QueryConfig, deployment: &str) -> TestApi {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_owned();
+    let embedded = tokio::task::spawn_blocking(move || resolve::embedded(&path, None)).await.expect("join").expect("embedded backends");
+    within(20, "the embedded log", embedded.log.ensure_topic(&config.topic(), 1)).await.expect("topic");
+    let ledger = resolve::ledger_store(&format!("file://{}", dir.path().join("ledger").display())).await.expect("file ledger store");
+    let codec = Arc::new(WireCodec::embedded());
+    let backend = LedgerBackend { store: ledger, deployment: deployment.to_owned() };
+    assemble(config, embedded.store, embedded.index, None, embedded.log, codec, Some(Arc::new(dir)), Some(backend))
 }
 
 fn assemble(
@@ -107,12 +123,20 @@ fn assemble(
     log: Arc<dyn EventLog>,
     codec: Arc<WireCodec>,
     data_dir: Option<Arc<tempfile::TempDir>>,
+    ledger: Option<LedgerBackend>,
 ) -> TestApi {
     let tenants = Arc::new(InMemoryTenantRegistry::new());
-    let backends =
-        Backends { store: store.clone(), index: index.clone(), log: log.clone(), codec: codec.clone(), tenants: tenants.clone() as Arc<dyn TenantAdmin> };
+    let ledger_store = ledger.as_ref().map(|l| l.store.clone());
+    let backends = Backends {
+        store: store.clone(),
+        index: index.clone(),
+        log: log.clone(),
+        codec: codec.clone(),
+        tenants: tenants.clone() as Arc<dyn TenantAdmin>,
+        ledger,
+    };
     let state = QueryState::new(config.clone(), backends).expect("valid config");
-    TestApi { state, store, index, opensearch, log, codec, tenants, config, data_dir }
+    TestApi { state, store, index, opensearch, log, codec, tenants, config, ledger: ledger_store, data_dir }
 }
 
 impl TestApi {
