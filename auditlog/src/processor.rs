@@ -44,9 +44,10 @@ pub struct ViewBackends {
     #[arg(long, env = "AUDITLOG_TENANT_REGISTRY", default_value = "kafka://127.0.0.1:9092")]
     tenant_registry: String,
     /// Ledger store URI (`scylla://host:port/keyspace` or `file:///dir`): the ledger
-    /// processor's tiles, tree states and checkpoints.
-    #[arg(long, env = "AUDITLOG_LEDGER_STORE", default_value = "scylla://127.0.0.1:9042/auditlog")]
-    ledger_store: String,
+    /// processor's tiles, tree states and checkpoints. Default: the event store's `scylla://`
+    /// URI (the ledger tables live in its keyspace).
+    #[arg(long, env = "AUDITLOG_LEDGER_STORE")]
+    ledger_store: Option<String>,
     /// The shared topic; dedicated tenant topics are `<topic>.<tenant>`.
     #[arg(long, env = "AUDITLOG_TOPIC", default_value = "audit.events.v1")]
     topic: String,
@@ -66,7 +67,10 @@ impl ViewBackends {
             backends.store = uri("store");
             backends.index = uri("index");
             backends.tenant_registry = uri("tenants.json");
-            backends.ledger_store = uri("ledger");
+            backends.ledger_store = Some(uri("ledger"));
+        }
+        if backends.ledger_store.is_none() {
+            backends.ledger_store = Some(default_ledger_store(&backends.store));
         }
         backends
     }
@@ -109,6 +113,19 @@ pub struct ProcessorArgs {
     ledger: LedgerArgs,
     #[command(flatten)]
     backends: ViewBackends,
+}
+
+/// The ledger store when none is configured: the event store's keyspace when it is ScyllaDB,
+/// otherwise none (`none`).
+pub fn default_ledger_store(event_store: &str) -> String {
+    if event_store.starts_with("scylla://") { event_store.to_owned() } else { "none".to_owned() }
+}
+
+impl ViewBackends {
+    /// The ledger store URI ([`ViewBackends::resolved`] always sets it).
+    fn ledger_uri(&self) -> &str {
+        self.ledger_store.as_deref().unwrap_or("none")
+    }
 }
 
 /// Options of the ledger processor (`--sink ledger`).
@@ -241,7 +258,7 @@ pub async fn processor(mut args: ProcessorArgs) -> anyhow::Result<bool> {
     startup::log_reachable(log.as_ref(), &log_setting).await?;
     let codec = args.backends.codec()?;
     let sink: Arc<dyn Sink> = match args.sink {
-        SinkKind::Ledger => ledger_sink(&args.ledger, &args.backends.ledger_store, Arc::clone(&log)).await?,
+        SinkKind::Ledger => ledger_sink(&args.ledger, args.backends.ledger_uri(), Arc::clone(&log)).await?,
         kind => open_sink(kind, &args.backends, false).await?,
     };
     let mut config = config(args.sink, &args.backends);
@@ -339,7 +356,8 @@ pub async fn audit_views_command(mut args: AuditViewsArgs) -> anyhow::Result<boo
         .iter()
         .map(|k| auditlog_ledger::Verifier::parse(k).map_err(|e| anyhow::anyhow!("--key {k:?}: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let ledger = resolve::ledger_store(&args.backends.ledger_store).await.with_context(|| startup::setting("--ledger-store", "AUDITLOG_LEDGER_STORE", &args.backends.ledger_store))?;
+    let ledger_uri = args.backends.ledger_uri();
+    let ledger = resolve::ledger_store(ledger_uri).await.with_context(|| startup::setting("--ledger-store", "AUDITLOG_LEDGER_STORE", ledger_uri))?;
     let store = resolve::event_store(&args.backends.store).await.with_context(|| format!("opening the event store at {}", args.backends.store))?;
     let index = resolve::search_index(&args.backends.index).await.with_context(|| format!("opening the search index at {}", args.backends.index))?;
     let views = Views { store: Some(store.as_ref()), index: Some(index.as_ref()) };

@@ -38,8 +38,9 @@ pub struct QueryApiArgs {
     /// Ledger store URI, the ledger processor's (`scylla://host:port/keyspace` or
     /// `file:///dir`): checkpoints, proofs, tiles and each event's `leaf_index`. `none` turns
     /// the ledger routes off (404 `ledger-not-configured`) and events carry no `leaf_index`.
-    #[arg(long, env = "AUDITLOG_LEDGER_STORE", default_value = "scylla://127.0.0.1:9042/auditlog")]
-    ledger_store: String,
+    /// Default: the event store's `scylla://` URI (the ledger tables live in its keyspace).
+    #[arg(long, env = "AUDITLOG_LEDGER_STORE")]
+    ledger_store: Option<String>,
     /// The ledger's deployment name (origins `<deployment>/<tenant>`), the ledger processor's.
     #[arg(long = "ledger-deployment", env = "AUDITLOG_LEDGER_DEPLOYMENT", default_value = "auditlog")]
     ledger_deployment: String,
@@ -75,7 +76,8 @@ pub async fn query_api(args: QueryApiArgs) -> anyhow::Result<bool> {
     let tenants = auditlog_tenant_registry::open_registry(&args.tenant_registry)
         .await
         .with_context(|| startup::setting("--tenant-registry", "AUDITLOG_TENANT_REGISTRY", &args.tenant_registry))?;
-    let ledger = ledger_backend(&args.ledger_store, &args.ledger_deployment).await?;
+    let ledger_store = args.ledger_store.clone().unwrap_or_else(|| crate::processor::default_ledger_store(&args.event_store));
+    let ledger = ledger_backend(&ledger_store, &args.ledger_deployment).await?;
     let state = QueryState::new(config, Backends { store, index, log, codec, tenants, ledger }).map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     eprintln!("auditlog query API listening on http://{}", listener.local_addr()?);
