@@ -5,6 +5,8 @@
 //! composes them (file log, fjall store, tantivy index, both processors); `pipeline.rs` has
 //! the same against Kafka and Cassandra.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,18 +61,10 @@ fn header(record: &LogRecord, name: &str) -> String {
     String::from_utf8_lossy(record.header(name).unwrap_or_default()).into_owned()
 }
 
-fn conflicts_counted(rendered: &str) -> u64 {
-    rendered
-        .lines()
-        .find(|l| l.starts_with("auditlog_processor_conflicts_total{sink=\"scylla\"}"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_conflicting_copy_is_dead_lettered_once_and_the_first_copy_stays() {
     let metrics = auditlog_processors::metrics::handle();
-    let before = conflicts_counted(&metrics.render());
+    let before = common::conflicts_counted(&metrics.render());
     let dir = tempfile::tempdir().expect("tempdir");
     let backends = auditlog_seams::resolve::embedded(dir.path(), None).expect("embedded backends");
     let log: Arc<dyn EventLog> = backends.log.clone();
@@ -148,5 +142,5 @@ async fn a_conflicting_copy_is_dead_lettered_once_and_the_first_copy_stays() {
     let refused = codec.decode(&letter.payload).await.expect("the letter holds the record");
     assert_eq!(refused.description.as_deref(), Some("other content under the same id"));
 
-    assert!(conflicts_counted(&metrics.render()) > before, "the conflict metric rose");
+    assert!(common::conflicts_counted(&metrics.render()) > before, "the conflict metric rose");
 }

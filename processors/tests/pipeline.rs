@@ -200,15 +200,6 @@ async fn replay_rebuilds_an_empty_view_for_one_tenant_without_doubling() {
     }
 }
 
-/// The conflict counter of the scylla sink in `rendered` Prometheus text.
-fn conflicts_counted(rendered: &str) -> u64 {
-    rendered
-        .lines()
-        .find(|l| l.starts_with("auditlog_processor_conflicts_total{sink=\"scylla\"}"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// A producer id re-used with other content, reaching the log past the gateway's cache (a
 /// retry through another replica, or after the entry was evicted): the store keeps the first
 /// copy, the conflicting one goes to the dead-letter topic with reason `conflict`, once (the
@@ -217,7 +208,7 @@ fn conflicts_counted(rendered: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_conflicting_copy_of_a_stored_id_is_dead_lettered_once_and_the_first_copy_stays() {
     let metrics = auditlog_processors::metrics::handle();
-    let counted_before = conflicts_counted(&metrics.render());
+    let counted_before = common::conflicts_counted(&metrics.render());
     let stack = Stack::new().await;
     let tenant = unique("tc");
     let id = format!("{tenant}-e1");
@@ -261,5 +252,5 @@ async fn a_conflicting_copy_of_a_stored_id_is_dead_lettered_once_and_the_first_c
     assert!(header(dlq::ERROR).contains(&id), "the error names the id: {}", header(dlq::ERROR));
     let refused = stack.codec.decode(&letter.payload).await.expect("the letter holds the record");
     assert_eq!(refused, other, "the dead letter is the conflicting copy");
-    assert!(conflicts_counted(&metrics.render()) > counted_before, "the conflict metric rose");
+    assert!(common::conflicts_counted(&metrics.render()) > counted_before, "the conflict metric rose");
 }

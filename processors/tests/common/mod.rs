@@ -264,3 +264,12 @@ pub async fn dead_letter_count(stack: &Stack) -> i64 {
     let dlq = auditlog_seams::TopicSelector::Topics(vec![format!("{}.dlq", stack.topic)]);
     stack.log.watermarks(&dlq).await.expect("dlq watermarks").iter().map(|w| w.high - w.low).sum()
 }
+
+/// The conflict counter of the scylla sink in `rendered` Prometheus text.
+pub fn conflicts_counted(rendered: &str) -> u64 {
+    rendered
+        .lines()
+        .find(|l| l.starts_with("auditlog_processor_conflicts_total{sink=\"scylla\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}

@@ -23,7 +23,6 @@ use async_trait::async_trait;
 use futures::{StreamExt as _, TryStreamExt as _};
 use time::OffsetDateTime;
 use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlValue, Row};
 
@@ -108,12 +107,7 @@ fn size_from_cql(size: i64) -> Result<u64, LedgerStoreError> {
 impl ScyllaLedgerStore {
     /// Connects, creates the keyspace and the ledger tables if needed, prepares statements.
     pub async fn connect(config: &ScyllaConfig) -> Result<Self, LedgerStoreError> {
-        let session = SessionBuilder::new()
-            .known_nodes(&config.nodes)
-            .connection_timeout(config.connect_timeout)
-            .build()
-            .await
-            .map_err(unavailable)?;
+        let session = config.connect_session().await.map_err(unavailable)?;
         Self::with_session(Arc::new(session), &config.keyspace, &config.replication).await
     }
 

@@ -96,6 +96,11 @@ impl ScyllaConfig {
             batch_bytes: write::BATCH_BYTES,
         }
     }
+
+    /// A session on these nodes (the event store's and the ledger store's).
+    pub async fn connect_session(&self) -> Result<Session, scylla::errors::NewSessionError> {
+        SessionBuilder::new().known_nodes(&self.nodes).connection_timeout(self.connect_timeout).build().await
+    }
 }
 
 /// The event store on a ScyllaDB (or Cassandra) cluster.
@@ -162,12 +167,7 @@ pub(crate) fn target_key(kind: &str, id: &str) -> String {
 impl ScyllaEventStore {
     /// Connects, creates the keyspace and tables if needed, and prepares every statement.
     pub async fn connect(config: &ScyllaConfig) -> Result<Self, StoreError> {
-        let session = SessionBuilder::new()
-            .known_nodes(&config.nodes)
-            .connection_timeout(config.connect_timeout)
-            .build()
-            .await
-            .map_err(unavailable)?;
+        let session = config.connect_session().await.map_err(unavailable)?;
         for statement in schema::statements(&config.keyspace, &config.replication) {
             session.query_unpaged(statement, &[]).await.map_err(unavailable)?;
         }
