@@ -330,11 +330,13 @@ async fn init_from_the_image_creates_topics_schema_keyspace_and_index_and_is_ide
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
     let topic = format!("init{suffix}.v1");
     let tenants = format!("init{suffix}.tenants");
+    let checkpoints = format!("init{suffix}.checkpoints");
     let keyspace = format!("auditlog_init_{suffix}");
     let alias = format!("init-{suffix}");
     let env = [
         ("AUDITLOG_TOPIC", topic.clone()),
         ("AUDITLOG_TENANT_REGISTRY", format!("kafka://127.0.0.1:9092?topic={tenants}")),
+        ("AUDITLOG_CHECKPOINT_TOPIC", checkpoints.clone()),
         ("AUDITLOG_EVENT_STORE", format!("scylla://127.0.0.1:9042/{keyspace}")),
         ("AUDITLOG_SEARCH_INDEX", format!("opensearch://127.0.0.1:9200/{alias}")),
         ("AUDITLOG_INIT_PARTITIONS", "4".to_owned()),
@@ -345,19 +347,26 @@ async fn init_from_the_image_creates_topics_schema_keyspace_and_index_and_is_ide
     let first = run_to_exit(&env, &["init"]);
     assert!(first.status.success(), "init failed:\n{}{}", text(&first.stdout), text(&first.stderr));
     let said = text(&first.stdout);
-    for line in [format!("topic {topic}: created"), format!("topic {topic}.dlq: created"), format!("topic {tenants}: created"), format!("schema {topic}-value: id ")] {
+    for line in [
+        format!("topic {topic}: created"),
+        format!("topic {topic}.dlq: created"),
+        format!("topic {tenants}: created"),
+        format!("topic {checkpoints}: created"),
+        format!("schema {topic}-value: id "),
+        format!("ledger store scylla://127.0.0.1:9042/{keyspace}: tables ready"),
+    ] {
         assert!(said.contains(&line), "no {line:?} in:\n{said}");
     }
     let again = run_to_exit(&env, &["init"]);
     assert!(again.status.success(), "a second init failed:\n{}", text(&again.stderr));
-    assert_eq!(text(&again.stdout).matches("exists, left as it is").count(), 3, "{}", text(&again.stdout));
+    assert_eq!(text(&again.stdout).matches("exists, left as it is").count(), 4, "{}", text(&again.stdout));
 
     // The topics as the broker has them.
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", "127.0.0.1:9092").create().expect("admin client");
     let log = auditlog_seams::resolve::event_log("kafka://127.0.0.1:9092").expect("kafka uri");
     let marks = log.watermarks(&auditlog_seams::TopicSelector::Topics(vec![topic.clone()])).await.expect("watermarks");
     assert_eq!(marks.len(), 4, "partitions of {topic}");
-    let resources = [ResourceSpecifier::Topic(&topic), ResourceSpecifier::Topic(&tenants)];
+    let resources = [ResourceSpecifier::Topic(&topic), ResourceSpecifier::Topic(&tenants), ResourceSpecifier::Topic(&checkpoints)];
     let configs = admin.describe_configs(&resources, &AdminOptions::new()).await.expect("describe configs");
     let value = |i: usize, name: &str| {
         let resource = configs[i].as_ref().expect("a topic config");
@@ -365,6 +374,7 @@ async fn init_from_the_image_creates_topics_schema_keyspace_and_index_and_is_ide
     };
     assert_eq!((value(0, "retention.ms"), value(0, "min.insync.replicas"), value(0, "cleanup.policy")), ("-1".into(), "1".into(), "delete".into()));
     assert_eq!((value(1, "retention.ms"), value(1, "cleanup.policy")), ("-1".into(), "compact".into()));
+    assert_eq!((value(2, "retention.ms"), value(2, "cleanup.policy")), ("-1".into(), "compact".into()), "the checkpoint topic");
 
     // The schema in the registry, the keyspace's tables, the index alias.
     let http = reqwest::Client::new();
