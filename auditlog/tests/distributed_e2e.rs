@@ -75,6 +75,8 @@ async fn a_key_created_through_the_query_api_ingests_at_the_gateway_and_reads_ba
         get(&http, &format!("{query}/v1/events?limit=100"), &key).await.1["events"].as_array().is_some_and(|e| e.len() == ids.len())
     })
     .await;
+    // A listed event's by-id row is written last (it marks the event complete): wait for it.
+    until("get-by-id serves a listed event", 30, || async { get(&http, &format!("{query}/v1/events/{}", ids[3]), &key).await.0 == StatusCode::OK }).await;
     let (status, one) = get(&http, &format!("{query}/v1/events/{}", ids[3]), &key).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(one["description"], "quarterly report edit 3");
