@@ -13,7 +13,11 @@
 //! 4. a checkpoint of the new size is signed by every configured key, saved, and published.
 //!
 //! The pipeline commits the batch's offsets only after [`Sink::write`] returned, so a crash
-//! anywhere replays the batch; steps 1–3 make the replay land on the same tree. The tree
+//! anywhere replays the batch; steps 1–3 make the replay land on the same tree. A crash after
+//! step 3 but before step 4 leaves a tree its checkpoint does not cover yet: the replay finds
+//! nothing new, and the first batch that meets a tenant after a (re)start with nothing to
+//! append re-issues the checkpoint of the saved tree (signing is deterministic, so a
+//! checkpoint that was already saved and published is the same note again). The tree
 //! state is cached per tenant; a tile conflict (another writer moved the tree, or a stale
 //! cache) drops the cache and the batch is retried from the stored state.
 
@@ -86,9 +90,10 @@ impl LedgerSink {
         Ok(())
     }
 
-    async fn tree(&self, tenant: &str) -> Result<Tree, SinkError> {
+    /// The tenant's tree, and whether it came from the store (not from this incarnation's cache).
+    async fn tree(&self, tenant: &str) -> Result<(Tree, bool), SinkError> {
         if let Some(tree) = self.trees.lock().await.get(tenant) {
-            return Ok(tree.clone());
+            return Ok((tree.clone(), false));
         }
         let tree = match self.store.load_state(tenant).await.map_err(from_store)? {
             None => Tree { state: TreeState::empty(), position: None },
@@ -100,12 +105,12 @@ impl LedgerSink {
                 Tree { state, position: Some(saved.position) }
             }
         };
-        Ok(tree)
+        Ok((tree, true))
     }
 
     /// Appends one tenant's events (in log order) to its tree.
     async fn append(&self, tenant: &str, events: &[&StoredEvent]) -> Result<(), SinkError> {
-        let tree = self.tree(tenant).await?;
+        let (tree, loaded) = self.tree(tenant).await?;
         let replayed = |p: &LogPosition| {
             tree.position.as_ref().is_some_and(|saved| saved.topic == p.topic && saved.partition == p.partition && p.offset < saved.offset)
         };
@@ -118,7 +123,14 @@ impl LedgerSink {
         let size = tree.state.size();
         let new: Vec<&StoredEvent> = fresh.into_iter().filter(|e| known.get(&e.event.id).is_none_or(|&i| i >= size)).collect();
         if new.is_empty() {
-            return Ok(());
+            if !loaded {
+                return Ok(());
+            }
+            // A replay after a crash, or retried duplicates: make sure the saved tree has its
+            // checkpoint, saved and published, before the offsets are committed.
+            let (size, root) = (tree.state.size(), tree.state.root());
+            self.trees.lock().await.insert(tenant.to_string(), tree);
+            return if size > 0 { self.checkpoint(tenant, size, root).await } else { Ok(()) };
         }
         let mut hashes = Vec::with_capacity(new.len());
         for e in &new {
