@@ -360,7 +360,8 @@ pub async fn audit_views_command(mut args: AuditViewsArgs) -> anyhow::Result<boo
     let ledger = resolve::ledger_store(ledger_uri).await.with_context(|| startup::setting("--ledger-store", "AUDITLOG_LEDGER_STORE", ledger_uri))?;
     let store = resolve::event_store(&args.backends.store).await.with_context(|| format!("opening the event store at {}", args.backends.store))?;
     let index = resolve::search_index(&args.backends.index).await.with_context(|| format!("opening the search index at {}", args.backends.index))?;
-    let views = Views { store: Some(store.as_ref()), index: Some(index.as_ref()) };
+    let embedded = args.backends.store.starts_with("file:");
+    let views = Views { store: Some(store.as_ref()), index: Some(index.as_ref()), embedded };
     let mut clean = true;
     for tenant in &args.tenant {
         let audit = audit_tenant(ledger.as_ref(), &views, tenant, &args.deployment, &keys).await?;

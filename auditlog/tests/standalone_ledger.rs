@@ -231,3 +231,96 @@ async fn go_sumdb_accepts_the_checkpoint_keys_tiles_and_proofs_the_api_serves() 
     assert!(output.status.success() && stdout.contains("interop ok"), "Go rejected the API's output:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(server.terminate().success(), "a graceful stop exits 0");
 }
+
+fn audit_views(data_dir: &Path) -> Output {
+    Command::new(BIN).args(["audit-views", "--tenant", "default", "--data-dir"]).arg(data_dir).env("RUST_LOG", "off").output().expect("auditlog audit-views runs")
+}
+
+/// A `by_time` row of the embedded store, as `FjallEventStore` writes it: the event and its
+/// log position.
+fn rows(by_time: &fjall::Keyspace) -> Vec<(Vec<u8>, Value)> {
+    by_time
+        .iter()
+        .map(|guard| {
+            let (key, value) = guard.into_inner().expect("read a row");
+            (key.to_vec(), serde_json::from_slice::<Value>(&value).expect("a JSON row"))
+        })
+        .collect()
+}
+
+/// Someone with write access to a stopped standalone's data directory edits, deletes, swaps
+/// and forges events in the embedded store (fjall, directly); `auditlog audit-views
+/// --data-dir` names each against the ledger, after an untouched directory audited clean.
+#[tokio::test]
+async fn audit_views_names_every_event_tampered_with_in_the_embedded_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let (http, base, key) = (client(), server.url.clone(), server.key());
+    let events: Vec<Value> = (0..30)
+        .map(|i| json!({"id": format!("ev-{i:03}"), "action": "document.read", "actor": {"id": format!("u{}", i % 4), "type": "user"},
+                        "outcome": "success", "occurred_at": format!("2026-12-01T10:00:{i:02}Z"), "description": format!("event {i}")}))
+        .collect();
+    let (status, body) = post(&http, &format!("{base}/v1/events/batch"), &key, &json!(events)).await;
+    assert!(status.is_success(), "{status} {body}");
+    checkpoint_of_size(&http, &base, &key, 30).await;
+    // Both views hold every event before the process stops (the index may trail the ledger).
+    let deadline = Instant::now() + CHECKPOINTED;
+    while serde_json::from_str::<Value>(&fetch(&http, &format!("{base}/v1/events?q=event&limit=100"), &key).await.1).expect("json")["events"]
+        .as_array()
+        .map_or(0, Vec::len)
+        < 30
+    {
+        assert!(Instant::now() < deadline, "the search index did not reach 30 events");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(server.terminate().success(), "a graceful stop exits 0");
+
+    let out = audit_views(dir.path());
+    assert_eq!(out.status.code(), Some(0), "an untouched data directory audits clean: {}", shown(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tree size 30"), "{}", shown(&out));
+
+    {
+        let db = fjall::Database::builder(dir.path().join("store").join("fjall")).open().expect("open the store's fjall database");
+        let by_time = db.keyspace("by_time", fjall::KeyspaceCreateOptions::default).expect("by_time");
+        let events = db.keyspace("events", fjall::KeyspaceCreateOptions::default).expect("events");
+        let all = rows(&by_time);
+        let find = |id: &str| all.iter().find(|(_, row)| row["event"]["id"] == id).cloned().unwrap_or_else(|| panic!("{id} is stored"));
+        // 1. one field of one event changed
+        let (k, mut row) = find("ev-003");
+        row["event"]["outcome"] = json!("failure");
+        by_time.insert(k, serde_json::to_vec(&row).expect("json")).expect("edit");
+        // 2. one event deleted (its row and its id entry)
+        let (k, _) = find("ev-007");
+        by_time.remove(k).expect("delete the row");
+        let id_key = events.iter().map(|g| g.key().expect("key").to_vec()).find(|k| k.ends_with(b"ev-007")).expect("the id entry");
+        events.remove(id_key).expect("delete the id entry");
+        // 3. two events swapped: each row holds the other's event, the positions stay
+        let ((k15, mut r15), (k16, mut r16)) = (find("ev-015"), find("ev-016"));
+        std::mem::swap(&mut r15["event"], &mut r16["event"]);
+        by_time.insert(k15, serde_json::to_vec(&r15).expect("json")).expect("swap");
+        by_time.insert(k16, serde_json::to_vec(&r16).expect("json")).expect("swap");
+        // 4. a forged event inserted beside a real one
+        let (mut k, mut row) = find("ev-020");
+        row["event"]["id"] = json!("ev-forged");
+        k.truncate(k.len() - "ev-020".len());
+        k.extend_from_slice(b"ev-forged");
+        by_time.insert(k, serde_json::to_vec(&row).expect("json")).expect("forge");
+        db.persist(fjall::PersistMode::SyncAll).expect("persist");
+    }
+
+    let out = audit_views(dir.path());
+    assert_eq!(out.status.code(), Some(1), "tampering is a failed audit: {}", shown(&out));
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    for needle in [
+        "store: event ev-003 was edited",
+        "store: event ev-007 (leaf 7) is missing",
+        "store-by-id: event ev-007 (leaf 7) is missing",
+        "store: event ev-forged is not in the ledger",
+        "out of log order",
+    ] {
+        assert!(report.contains(needle), "{needle:?} is reported:\n{report}");
+    }
+    for line in report.lines() {
+        assert!(["ev-003", "ev-007", "ev-015", "ev-016", "ev-forged"].iter().any(|id| line.contains(id)), "a clean event was named: {line}");
+    }
+}

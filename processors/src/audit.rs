@@ -50,7 +50,7 @@ pub enum Finding {
 /// What is wrong with one event in one view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventFinding {
-    /// The view (`scylla`, `scylla-by-id`, `opensearch`).
+    /// The view (`scylla`, `scylla-by-id`, `opensearch`; embedded: `store`, `store-by-id`, `index`).
     pub view: &'static str,
     /// The event id.
     pub id: String,
@@ -113,6 +113,16 @@ pub struct Views<'a> {
     pub store: Option<&'a dyn EventStore>,
     /// The search index.
     pub index: Option<&'a dyn SearchIndex>,
+    /// Whether they are the embedded ones (standalone's fjall store and tantivy index):
+    /// findings then name the views `store`, `store-by-id` and `index` instead of `scylla`,
+    /// `scylla-by-id` and `opensearch`.
+    pub embedded: bool,
+}
+
+impl Views<'_> {
+    fn names(&self) -> [&'static str; 3] {
+        if self.embedded { ["store", "store-by-id", "index"] } else { ["scylla", "scylla-by-id", "opensearch"] }
+    }
 }
 
 /// Audits `tenant`'s views against its ledger; `keys` are the verifier keys checkpoints must
@@ -162,21 +172,22 @@ pub async fn audit_tenant(ledger: &dyn LedgerStore, views: &Views<'_>, tenant: &
         leaves.extend(page.into_iter().take_while(|l| l.index < checkpoint.size).map(|l| l.id));
     }
 
+    let [listed_view, by_id_view, index_view] = views.names();
     if let Some(store) = views.store {
-        let listed = list_all(tenant, |filter, page| async move { store.list(&filter, &page).await.map_err(|e| e.to_string()) }, "scylla").await?;
-        compare(ledger, tenant, "scylla", &leaves, &leaf_hashes, listed, checkpoint.size, &mut audit).await?;
+        let listed = list_all(tenant, |filter, page| async move { store.list(&filter, &page).await.map_err(|e| e.to_string()) }, listed_view).await?;
+        compare(ledger, tenant, listed_view, &leaves, &leaf_hashes, listed, checkpoint.size, &mut audit).await?;
         // The by-id copies (what `GET /v1/events/{id}` serves) are rows of their own.
         let mut by_id = HashMap::new();
         for id in &leaves {
-            if let Some(e) = store.get(tenant, id).await.map_err(|e| AuditError::View { view: "scylla-by-id", error: e.to_string() })? {
+            if let Some(e) = store.get(tenant, id).await.map_err(|e| AuditError::View { view: by_id_view, error: e.to_string() })? {
                 by_id.insert(id.clone(), e);
             }
         }
-        compare(ledger, tenant, "scylla-by-id", &leaves, &leaf_hashes, by_id, checkpoint.size, &mut audit).await?;
+        compare(ledger, tenant, by_id_view, &leaves, &leaf_hashes, by_id, checkpoint.size, &mut audit).await?;
     }
     if let Some(index) = views.index {
-        let listed = list_all(tenant, |filter, page| async move { index.search(&filter, &page).await.map_err(|e| e.to_string()) }, "opensearch").await?;
-        compare(ledger, tenant, "opensearch", &leaves, &leaf_hashes, listed, checkpoint.size, &mut audit).await?;
+        let listed = list_all(tenant, |filter, page| async move { index.search(&filter, &page).await.map_err(|e| e.to_string()) }, index_view).await?;
+        compare(ledger, tenant, index_view, &leaves, &leaf_hashes, listed, checkpoint.size, &mut audit).await?;
     }
     Ok(audit)
 }

@@ -209,7 +209,7 @@ async fn audit_views_names_every_event_tampered_with_in_the_stores() {
     for r in running {
         r.stop().await;
     }
-    let views = Views { store: Some(stack.store.as_ref()), index: Some(stack.index.as_ref()) };
+    let views = Views { store: Some(stack.store.as_ref()), index: Some(stack.index.as_ref()), embedded: false };
     let keys = [ledger.signer.verifier()];
     let clean = audit_tenant(ledger.store.as_ref(), &views, &tenant, DEPLOYMENT, &keys).await.expect("audit");
     assert_eq!(clean.findings, Vec::<Finding>::new(), "an untouched system audits clean");
