@@ -55,6 +55,42 @@ pub fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
+/// [`prometheus`], with one service's series described the first time it asks: `describe`
+/// runs once per `described` (each service keeps its own `static`).
+pub fn prometheus_described(described: &'static OnceLock<()>, describe: impl FnOnce()) -> PrometheusHandle {
+    let handle = prometheus();
+    described.get_or_init(describe);
+    handle
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, and, when given, `metrics` (a
+/// listener and its router) beside it until the main server has stopped: requests in flight
+/// on the API finish first, and the metrics stay scrapeable while they do.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    metrics: Option<(tokio::net::TcpListener, axum::Router)>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let metrics_server = metrics.map(|(listener, app)| {
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        })
+    });
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let _ = stop.send(true);
+    if let Some(server) = metrics_server {
+        let _ = server.await;
+    }
+    served
+}
+
 /// `GET /metrics` answer: the Prometheus text format of `handle`.
 pub fn render_metrics(handle: &PrometheusHandle) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()

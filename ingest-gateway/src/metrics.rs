@@ -34,12 +34,10 @@ pub const APPEND_FAILURES_TOTAL: &str = "auditlog_gateway_append_failures_total"
 /// [`auditlog_api_common::ops::prometheus`]), with the gateway's series described.
 pub fn handle() -> PrometheusHandle {
     static DESCRIBED: OnceLock<()> = OnceLock::new();
-    let handle = auditlog_api_common::ops::prometheus();
-    DESCRIBED.get_or_init(|| {
+    auditlog_api_common::ops::prometheus_described(&DESCRIBED, || {
         describe();
         register_at_zero();
-    });
-    handle
+    })
 }
 
 /// Rejection reasons, as [`EVENTS_REJECTED_TOTAL`] labels them.

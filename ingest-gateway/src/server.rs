@@ -102,27 +102,15 @@ pub async fn run_with_metrics_listener(
 ) -> Result<(), GatewayError> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, topic = %state.config().topic(), "ingest gateway listening");
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let metrics_server = match metrics {
+    let metrics = match metrics {
         Some(metrics) => {
             tracing::info!(addr = %metrics.local_addr()?, "ingest gateway metrics listening");
-            let mut stopped = stopped.clone();
-            let app = metrics_router(state.clone());
-            Some(tokio::spawn(async move {
-                axum::serve(metrics, app).with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                }).await
-            }))
+            Some((metrics, metrics_router(state.clone())))
         }
         None => None,
     };
-    let app = if metrics_server.is_some() { router_without_metrics(state.clone()) } else { router(state.clone()) };
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-    let _ = stop.send(true);
-    drop(stopped);
-    if let Some(server) = metrics_server {
-        let _ = server.await;
-    }
+    let app = if metrics.is_some() { router_without_metrics(state.clone()) } else { router(state.clone()) };
+    let served = auditlog_api_common::ops::serve(listener, app, metrics, shutdown).await;
     served?;
     tracing::info!("ingest gateway draining: flushing the event log");
     state

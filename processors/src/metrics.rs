@@ -36,12 +36,10 @@ pub const SINK_WAITING: &str = "auditlog_processor_sink_waiting";
 /// The process-wide Prometheus recorder, with the processors' series described.
 pub fn handle() -> PrometheusHandle {
     static DESCRIBED: OnceLock<()> = OnceLock::new();
-    let handle = auditlog_api_common::ops::prometheus();
-    DESCRIBED.get_or_init(|| {
+    auditlog_api_common::ops::prometheus_described(&DESCRIBED, || {
         describe();
         register_at_zero();
-    });
-    handle
+    })
 }
 
 /// Outcomes, as [`EVENTS_TOTAL`] labels them.

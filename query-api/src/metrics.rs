@@ -32,12 +32,10 @@ pub const ADMIN_ACTIONS_TOTAL: &str = "auditlog_query_admin_actions_total";
 /// The process-wide Prometheus recorder, with the query API's series described.
 pub fn handle() -> PrometheusHandle {
     static DESCRIBED: OnceLock<()> = OnceLock::new();
-    let handle = auditlog_api_common::ops::prometheus();
-    DESCRIBED.get_or_init(|| {
+    auditlog_api_common::ops::prometheus_described(&DESCRIBED, || {
         describe();
         register_at_zero();
-    });
-    handle
+    })
 }
 
 /// Registers the counters dashboards take `rate()` of, for every label set known at start,

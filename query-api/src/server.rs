@@ -93,32 +93,22 @@ pub async fn run_with_metrics_listener(
     let sweeper = tokio::spawn(crate::retention::sweeper(state.clone(), every, async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
     }));
-    let metrics_server = match metrics {
+    let metrics = match metrics {
         Some(metrics) => {
             tracing::info!(addr = %metrics.local_addr()?, "query API metrics listening");
-            let mut stopped = stop_tx.subscribe();
-            let app = metrics_router(state.clone());
-            Some(tokio::spawn(async move {
-                axum::serve(metrics, app).with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|stop| *stop).await;
-                }).await
-            }))
+            Some((metrics, metrics_router(state.clone())))
         }
         None => None,
     };
-    let app = if metrics_server.is_some() { router_without_metrics(state.clone()) } else { router(state.clone()) };
+    let app = if metrics.is_some() { router_without_metrics(state.clone()) } else { router(state.clone()) };
     let live = state.live().clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("query API draining: closing live tails");
-            live.stop().await;
-        })
-        .await;
+    let served = auditlog_api_common::ops::serve(listener, app, metrics, async move {
+        shutdown.await;
+        tracing::info!("query API draining: closing live tails");
+        live.stop().await;
+    })
+    .await;
     let _ = stop_tx.send(true);
     let _ = sweeper.await;
-    if let Some(server) = metrics_server {
-        let _ = server.await;
-    }
     served.map_err(QueryError::from)
 }
