@@ -1,11 +1,13 @@
-//! `auditlog admin`: tenants and API keys on the shared tenant registry, and development
-//! JWTs, until the query API's HTTP admin endpoints exist. Every change is durable in the
+//! `auditlog admin`: tenants, API keys and producers' signing keys on the shared tenant
+//! registry, and development JWTs, until the query API's HTTP admin endpoints exist. Every change is durable in the
 //! registry before the command prints it, and reaches every running service within a second.
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use auditlog_tenant_registry::{Role, TenantAdmin, TenantPatch, TenantSettings, open_registry};
+use auditlog_tenant_registry::{NewSigningKey, Role, SignaturePolicy, TenantAdmin, TenantPatch, TenantSettings, open_registry};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use serde_json::json;
 
 use crate::gateway::{TokenArgs, token};
@@ -55,6 +57,9 @@ enum AdminCommand {
         /// Write the tenant's events to its own topic `<prefix>.v1.<id>` (created here).
         #[arg(long)]
         dedicated_topic: bool,
+        /// Whether events must carry a producer's signature: off, optional, required.
+        #[arg(long, default_value = "off")]
+        signatures: SignaturePolicy,
     },
     /// Change a tenant's settings.
     UpdateTenant {
@@ -73,6 +78,9 @@ enum AdminCommand {
         /// Pin to (`true`) or unpin from (`false`) a dedicated topic.
         #[arg(long)]
         dedicated_topic: Option<bool>,
+        /// Whether events must carry a producer's signature: off, optional, required.
+        #[arg(long)]
+        signatures: Option<SignaturePolicy>,
     },
     /// List tenants.
     ListTenants,
@@ -103,9 +111,66 @@ enum AdminCommand {
         #[arg(long)]
         key_id: String,
     },
+    /// Producers' signing keys: the public keys a tenant's signed events are checked with.
+    SigningKey {
+        #[command(subcommand)]
+        command: SigningKeyCommand,
+    },
     /// Print a development JWT signed with the HS256 key of the gateway (default) or, with
     /// `--service query`, of the query API: each service verifies with its own key.
     Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum SigningKeyCommand {
+    /// Register a producer's public key; prints the key's record.
+    Add {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The producing service the key belongs to.
+        #[arg(long)]
+        producer: String,
+        /// `ed25519` or `ecdsa-p256-sha256`.
+        #[arg(long, default_value = "ed25519")]
+        alg: String,
+        /// The raw public key in standard base64 (32 bytes for ed25519; a SEC1 point, 33 or 65
+        /// bytes, for P-256).
+        #[arg(long)]
+        public_key: String,
+        /// Key id, `[A-Za-z0-9._:-]{1,128}` (default: the first 16 hex digits of the key's SHA-256).
+        #[arg(long)]
+        key_id: Option<String>,
+        /// RFC 3339: earliest `occurred_at` the key verifies (default: now).
+        #[arg(long, value_parser = rfc3339)]
+        not_before: Option<OffsetDateTime>,
+        /// RFC 3339: `occurred_at` from which the key no longer verifies.
+        #[arg(long, value_parser = rfc3339)]
+        not_after: Option<OffsetDateTime>,
+    },
+    /// List a tenant's signing keys, revoked and expired ones included.
+    List {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke a signing key from a time on (events before it stay valid); a key revoked
+    /// already keeps the earlier time.
+    Revoke {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Key id, as `add` or `list` printed it.
+        #[arg(long)]
+        key_id: String,
+        /// RFC 3339 (default: now).
+        #[arg(long, value_parser = rfc3339)]
+        at: Option<OffsetDateTime>,
+    },
+}
+
+fn rfc3339(value: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(value, &Rfc3339).map_err(|e| format!("not an RFC 3339 time ({e}), e.g. 2026-01-01T00:00:00Z"))
 }
 
 fn print(value: &impl serde::Serialize) -> anyhow::Result<bool> {
@@ -143,7 +208,7 @@ pub async fn admin(args: AdminArgs) -> anyhow::Result<bool> {
     };
     match args.command {
         AdminCommand::Token(args) => token(args),
-        AdminCommand::CreateTenant { id, name, retention_days, rate_limit_per_sec, dedicated_topic } => {
+        AdminCommand::CreateTenant { id, name, retention_days, rate_limit_per_sec, dedicated_topic, signatures } => {
             let mut settings = TenantSettings::new(id);
             settings.name = name;
             if let Some(days) = retention_days {
@@ -151,6 +216,7 @@ pub async fn admin(args: AdminArgs) -> anyhow::Result<bool> {
             }
             settings.rate_limit_per_sec = rate_limit_per_sec;
             settings.dedicated_topic = dedicated_topic;
+            settings.signatures = signatures;
             let registry = open().await?;
             if dedicated_topic {
                 if let Some(problem) = auditlog_tenant_registry::validate::tenant_id_problem(&settings.id) {
@@ -160,8 +226,8 @@ pub async fn admin(args: AdminArgs) -> anyhow::Result<bool> {
             }
             print(&registry.create_tenant(settings).await?)
         }
-        AdminCommand::UpdateTenant { id, name, retention_days, rate_limit_per_sec, dedicated_topic } => {
-            let patch = TenantPatch { name, retention_days, rate_limit_per_sec: rate_limit_per_sec.map(Some), dedicated_topic, ..TenantPatch::default() };
+        AdminCommand::UpdateTenant { id, name, retention_days, rate_limit_per_sec, dedicated_topic, signatures } => {
+            let patch = TenantPatch { name, retention_days, rate_limit_per_sec: rate_limit_per_sec.map(Some), dedicated_topic, signatures, ..TenantPatch::default() };
             let registry = open().await?;
             if dedicated_topic == Some(true) {
                 registry.tenant(&id).with_context(|| format!("unknown tenant {id}"))?;
@@ -181,5 +247,16 @@ pub async fn admin(args: AdminArgs) -> anyhow::Result<bool> {
         }
         AdminCommand::ListKeys { tenant } => print(&open().await?.list_api_keys(&tenant)?),
         AdminCommand::RevokeKey { tenant, key_id } => print(&open().await?.revoke_api_key(&tenant, &key_id).await?),
+        AdminCommand::SigningKey { command } => match command {
+            SigningKeyCommand::Add { tenant, producer, alg, public_key, key_id, not_before, not_after } => {
+                let key = NewSigningKey { key_id, producer, alg, public_key, not_before, not_after };
+                print(&open().await?.add_signing_key(&tenant, key).await?)
+            }
+            SigningKeyCommand::List { tenant } => print(&open().await?.list_signing_keys(&tenant)?),
+            SigningKeyCommand::Revoke { tenant, key_id, at } => {
+                let at = at.unwrap_or_else(OffsetDateTime::now_utc);
+                print(&open().await?.revoke_signing_key(&tenant, &key_id, at).await?)
+            }
+        },
     }
 }

@@ -10,7 +10,7 @@
 //! | `not-found` | 404 | unknown route, event, tenant or key (another tenant's look the same); + `errors` when a parameter names what is missing (a proof's `id`, a tile's `path`) |
 //! | `ledger-not-configured` | 404 | a ledger route on a deployment without a ledger store |
 //! | `method-not-allowed` | 405 | known route, other method |
-//! | `conflict` | 409 | the tenant exists |
+//! | `conflict` | 409 (+ `errors` naming `key_id` for a signing key) | the tenant or the tenant's signing key id exists |
 //! | `not-acceptable` | 406 | a live tail asked for neither WebSocket nor `text/event-stream` |
 //! | `validation` | 422 + `errors` | an invalid admin body |
 //! | `too-many-requests` | 429 + `Retry-After` | the tenant's concurrent exports or streams are at their cap |
@@ -82,6 +82,14 @@ pub enum QueryError {
     /// The resource exists already.
     #[error("{0}")]
     Conflict(String),
+    /// What a request field names exists already (for this tenant); the field is named.
+    #[error("{field} {message}")]
+    Exists {
+        /// The body field: `key_id`.
+        field: &'static str,
+        /// What exists.
+        message: String,
+    },
     /// The tenant is at its cap of concurrent exports or streams.
     #[error("too many concurrent {0} for this tenant")]
     TooManyConcurrent(&'static str),
@@ -127,7 +135,7 @@ impl QueryError {
             E::LedgerNotConfigured => (StatusCode::NOT_FOUND, "ledger-not-configured", "Ledger not configured"),
             E::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
             E::NotAcceptable => (StatusCode::NOT_ACCEPTABLE, "not-acceptable", "Not acceptable"),
-            E::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            E::Conflict(_) | E::Exists { .. } => (StatusCode::CONFLICT, "conflict", "Conflict"),
             E::TooManyConcurrent(_) => (StatusCode::TOO_MANY_REQUESTS, "too-many-requests", "Too many concurrent requests"),
             E::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
             E::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", "Overloaded"),
@@ -159,7 +167,9 @@ impl IntoResponse for QueryError {
         let mut problem = Problem::new(status, slug, title, self.public_detail());
         match &self {
             QueryError::InvalidParameter(errors) | QueryError::Validation(errors) => problem.errors = Some(json!(errors)),
-            QueryError::Missing { field, message } => problem.errors = Some(json!([FieldProblem { field: (*field).into(), message: message.clone() }])),
+            QueryError::Missing { field, message } | QueryError::Exists { field, message } => {
+                problem.errors = Some(json!([FieldProblem { field: (*field).into(), message: message.clone() }]));
+            }
             QueryError::Unauthenticated(_) => problem.bearer_challenge = true,
             QueryError::TooManyConcurrent(_) | QueryError::Unavailable(_) | QueryError::Overloaded => problem.retry_after_secs = Some(1),
             QueryError::RateLimited { retry_after } => problem.retry_after_secs = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
@@ -240,6 +250,8 @@ impl From<RegistryError> for QueryError {
         match err {
             RegistryError::UnknownTenant(_) | RegistryError::UnknownApiKey(_) => Self::NotFound,
             RegistryError::TenantExists(id) => Self::Conflict(format!("tenant {id} already exists")),
+            RegistryError::UnknownSigningKey(id) => Self::Missing { field: "key_id", message: format!("names no signing key of this tenant ({id:?})") },
+            RegistryError::SigningKeyExists(id) => Self::Exists { field: "key_id", message: format!("{id:?} is already a signing key of this tenant") },
             RegistryError::Invalid(problems) => Self::Validation(fields(problems)),
             RegistryError::Unavailable(m) => Self::Unavailable(m),
             RegistryError::Config(m) => Self::Internal(m),

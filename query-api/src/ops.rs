@@ -27,8 +27,10 @@ const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
     paths(events::list, events::get, stats::stats, export::export, stream::stream,
         ledger::checkpoint, ledger::keys, ledger::proof, ledger::consistency, ledger::tile,
         admin::create_tenant, admin::list_tenants, admin::get_tenant, admin::update_tenant, admin::delete_tenant,
-        admin::create_api_key, admin::list_api_keys, admin::revoke_api_key, admin::list_admin_events, healthz, readyz),
+        admin::create_api_key, admin::list_api_keys, admin::revoke_api_key,
+        admin::create_signing_key, admin::list_signing_keys, admin::revoke_signing_key, admin::list_admin_events, healthz, readyz),
     components(schemas(events::EventPage, stats::StatsAnswer, stats::GroupCount, stats::Bucket, admin::NewTenant, admin::NewApiKey, admin::TenantList, admin::ApiKeyList,
+        admin::NewSigningKeyBody, admin::RevokeSigningKey, admin::SigningKey, admin::SigningKeyList,
         ledger::InclusionProof, ledger::ConsistencyProof, ledger::LedgerKey, ledger::LedgerKeys)),
     modifiers(&Security),
 )]

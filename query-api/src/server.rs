@@ -48,7 +48,9 @@ fn app(state: QueryState, with_metrics: bool) -> Router {
         .route("/v1/tenants/{id}", get(admin::get_tenant).patch(admin::update_tenant).delete(admin::delete_tenant))
         .route("/v1/tenants/{id}/api-keys", get(admin::list_api_keys).post(admin::create_api_key))
         .route("/v1/tenants/{id}/admin-events", get(admin::list_admin_events))
-        .route("/v1/tenants/{id}/api-keys/{key_id}", axum::routing::delete(admin::revoke_api_key));
+        .route("/v1/tenants/{id}/api-keys/{key_id}", axum::routing::delete(admin::revoke_api_key))
+        .route("/v1/tenants/{id}/signing-keys", get(admin::list_signing_keys).post(admin::create_signing_key))
+        .route("/v1/tenants/{id}/signing-keys/{key_id}/revoke", axum::routing::post(admin::revoke_signing_key));
     let mut ops = Router::new().route("/healthz", get(ops::healthz)).route("/readyz", get(ops::readyz));
     if with_metrics {
         ops = ops.route("/metrics", get(ops::metrics));

@@ -75,7 +75,7 @@ async fn tenants_are_created_read_patched_and_audited() {
     let id = unique("tn");
     let created = call(&api, "POST", "/v1/tenants", Some(&admin()), Some(json!({"id": id, "name": "Acme", "retention_days": 90}))).await;
     assert_eq!(created.status.as_u16(), 201, "{}", String::from_utf8_lossy(&created.body));
-    let expected = json!({"id": id, "name": "Acme", "retention_days": 90, "rate_limit_per_sec": null, "dedicated_topic": false, "status": "active", "legal_hold": false});
+    let expected = json!({"id": id, "name": "Acme", "retention_days": 90, "rate_limit_per_sec": null, "dedicated_topic": false, "status": "active", "legal_hold": false, "signatures": "off"});
     assert_eq!(created.json(), expected);
     // The platform trail from here on.
     let mut trail = api.log.tail(&[api.config.topic()]).await.expect("a tail of the topic");

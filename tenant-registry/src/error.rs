@@ -16,8 +16,8 @@ impl FieldProblem {
     }
 }
 
-/// Errors of registry reads and changes. HTTP mapping: `Invalid` 422, `UnknownTenant` and
-/// `UnknownApiKey` 404, `TenantExists` 409, `Unavailable` 503, `Config` 500 at startup.
+/// Errors of registry reads and changes. HTTP mapping: `Invalid` 422, `UnknownTenant`,
+/// `UnknownApiKey` and `UnknownSigningKey` 404, `TenantExists` and `SigningKeyExists` 409, `Unavailable` 503, `Config` 500 at startup.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RegistryError {
     /// No such tenant.
@@ -26,6 +26,12 @@ pub enum RegistryError {
     /// The tenant has no key with this id (keys of other tenants are not revealed).
     #[error("unknown api key {0}")]
     UnknownApiKey(String),
+    /// The tenant has no signing key with this id.
+    #[error("unknown signing key {0}")]
+    UnknownSigningKey(String),
+    /// The tenant already has a signing key with this id.
+    #[error("signing key {0} already exists")]
+    SigningKeyExists(String),
     /// A tenant with this id is already registered.
     #[error("tenant {0} already exists")]
     TenantExists(String),

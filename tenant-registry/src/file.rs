@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api_key::KeyHash;
 use crate::view::{Change, View};
-use crate::{ApiKeyRecord, IssuedKey, RegistryError, Role, TenantAdmin, TenantPatch, TenantRegistry, TenantSettings, record};
+use crate::{ApiKeyRecord, IssuedKey, NewSigningKey, RegistryError, Role, SigningKeyRecord, TenantAdmin, TenantPatch, TenantRegistry, TenantSettings, record};
 
 /// Kind written into the registry file.
 pub const FORMAT_KIND: &str = "auditlog-tenant-registry";
@@ -145,6 +145,10 @@ impl TenantRegistry for FileTenantRegistry {
     fn tenant(&self, tenant_id: &str) -> Option<TenantSettings> {
         self.view.tenant(tenant_id)
     }
+
+    fn signing_key(&self, tenant_id: &str, key_id: &str) -> Option<SigningKeyRecord> {
+        self.view.signing_key(tenant_id, key_id)
+    }
 }
 
 #[async_trait]
@@ -179,6 +183,28 @@ impl TenantAdmin for FileTenantRegistry {
         self.record(&mut records, Change::Key { hash, record: record.clone() }).await?;
         tracing::info!(tenant_id, key_id, "api key revoked");
         Ok(record)
+    }
+
+    async fn add_signing_key(&self, tenant_id: &str, key: NewSigningKey) -> Result<SigningKeyRecord, RegistryError> {
+        let mut records = self.records.lock().await;
+        let record = self.view.plan_add_signing_key(tenant_id, key)?;
+        self.record(&mut records, Change::SigningKey(record.clone())).await?;
+        tracing::info!(tenant_id, key_id = %record.key_id, producer = %record.producer, "signing key registered");
+        Ok(record)
+    }
+
+    async fn revoke_signing_key(&self, tenant_id: &str, key_id: &str, at: time::OffsetDateTime) -> Result<SigningKeyRecord, RegistryError> {
+        let mut records = self.records.lock().await;
+        let (record, changed) = self.view.plan_revoke_signing_key(tenant_id, key_id, at)?;
+        if changed {
+            self.record(&mut records, Change::SigningKey(record.clone())).await?;
+            tracing::info!(tenant_id, key_id, "signing key revoked");
+        }
+        Ok(record)
+    }
+
+    fn list_signing_keys(&self, tenant_id: &str) -> Result<Vec<SigningKeyRecord>, RegistryError> {
+        self.view.list_signing_keys(tenant_id)
     }
 
     fn list_tenants(&self) -> Vec<TenantSettings> {
@@ -239,6 +265,63 @@ mod tests {
         let text = std::fs::read_to_string(path(&dir)).expect("written");
         assert!(!text.contains(&issued.key) && !text.contains(&issued.key[4..]), "no secret on disk");
         assert!(text.contains(&api_key::to_hex(&api_key::hash(&issued.key))));
+    }
+
+    #[tokio::test]
+    async fn signing_keys_survive_a_reopen_and_bad_ones_are_refused_on_read_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = path(&dir);
+        let registry = FileTenantRegistry::open(&file).expect("new file");
+        crate::signing_key::tests::backend_contract(&registry).await;
+        let acme = registry.list_signing_keys("acme").expect("known");
+        let settings = registry.list_tenants();
+        drop(registry);
+
+        let reopened = FileTenantRegistry::open(&file).expect("reopens");
+        assert_eq!(reopened.list_signing_keys("acme").expect("known"), acme, "keys and their revocation times are durable");
+        assert_eq!(reopened.list_tenants(), settings);
+        drop(reopened);
+
+        // Records a hand edit could leave: a key that is not base64, one of the wrong length
+        // for its algorithm, an unknown algorithm, a window that ends before it starts, and
+        // one filed under another tenant.
+        let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).expect("written")).expect("json");
+        let records = doc["records"].as_object_mut().expect("records");
+        let template = records[&format!("signing-key/acme/{}", acme[0].key_id)].clone();
+        let forge = |key_id: &str, field: &str, value: serde_json::Value| {
+            let mut forged = template.clone();
+            forged["key_id"] = key_id.into();
+            forged[field] = value;
+            (format!("signing-key/acme/{key_id}"), forged)
+        };
+        for (key, value) in [
+            forge("bad-b64", "public_key", "***".into()),
+            forge("short", "public_key", "AAAA".into()),
+            forge("rsa", "alg", "rsa-sha256".into()),
+            forge("backwards", "not_after", "2000-01-01T00:00:00Z".into()),
+            forge("moved", "tenant_id", "globex".into()),
+        ] {
+            records.insert(key, value);
+        }
+        std::fs::write(&file, serde_json::to_vec(&doc).expect("json")).expect("write");
+        let (again, counts) = open_counting(&file);
+        assert_eq!(again.list_signing_keys("acme").expect("known"), acme, "only the valid keys load");
+        assert_eq!(again.signing_key("acme", "short"), None);
+        let expected: BTreeMap<String, u64> = [("invalid_signing_key", 4), ("malformed", 1)].map(|(r, n)| (r.to_owned(), n)).into();
+        assert_eq!(counts, expected);
+    }
+
+    #[test]
+    fn a_file_written_before_signing_keys_still_opens() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = path(&dir);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("dir");
+        let old = serde_json::json!({"format": FORMAT_KIND, "version": 1, "records": {"tenant/acme": {"id": "acme", "name": "Acme", "retention_days": 30}}});
+        std::fs::write(&file, serde_json::to_vec(&old).expect("json")).expect("write");
+        let registry = FileTenantRegistry::open(&file).expect("an old file opens");
+        let acme = registry.tenant("acme").expect("loaded");
+        assert_eq!((acme.retention_days, acme.signatures), (30, crate::SignaturePolicy::Off));
+        assert_eq!(registry.list_signing_keys("acme"), Ok(vec![]));
     }
 
     #[test]

@@ -15,7 +15,9 @@
 //!   checks ([`validate`]) and the topic's record format (`record`), whose every record
 //!   read back is checked like admin API input (a rejected one is skipped and counted in
 //!   [`RECORDS_REJECTED_METRIC`]);
-//! - [`api_key`]: key generation, hashing, and [`api_key::authenticate`]; [`Role`].
+//! - [`api_key`]: key generation, hashing, and [`api_key::authenticate`]; [`Role`];
+//! - [`signing_key`]: producers' public keys for signed events ([`SigningKeyRecord`],
+//!   [`NewSigningKey`], issue #15) and the tenant's [`SignaturePolicy`].
 
 pub mod api_key;
 pub mod error;
@@ -26,6 +28,7 @@ pub mod model;
 mod record;
 pub mod registry;
 pub mod role;
+pub mod signing_key;
 pub mod validate;
 mod view;
 
@@ -36,12 +39,13 @@ pub use error::{FieldProblem, RegistryError};
 pub use file::FileTenantRegistry;
 pub use kafka::{KafkaRegistryConfig, KafkaTenantRegistry};
 pub use memory::InMemoryTenantRegistry;
-pub use model::{ApiKeyRecord, DEFAULT_RETENTION_DAYS, IssuedKey, TenantPatch, TenantSettings, TenantStatus};
+pub use model::{ApiKeyRecord, DEFAULT_RETENTION_DAYS, IssuedKey, SignaturePolicy, TenantPatch, TenantSettings, TenantStatus};
 pub use registry::{TenantAdmin, TenantRegistry};
 pub use role::Role;
+pub use signing_key::{NewSigningKey, SigningKeyRecord};
 
 /// Counter of records read from the registry topic or file and not applied, by `reason`
-/// (`malformed`, `invalid_tenant`, `invalid_api_key`, `conflict`). Every record read back is
+/// (`malformed`, `invalid_tenant`, `invalid_api_key`, `invalid_signing_key`, `conflict`). Every record read back is
 /// checked like admin API input; a rejected one is logged at WARN and skipped, and the reader
 /// goes on with the next.
 pub const RECORDS_REJECTED_METRIC: &str = "auditlog_registry_records_rejected_total";

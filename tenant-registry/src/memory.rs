@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use crate::api_key::KeyHash;
 use crate::view::{Change, View};
-use crate::{ApiKeyRecord, IssuedKey, RegistryError, Role, TenantAdmin, TenantPatch, TenantRegistry, TenantSettings};
+use crate::{ApiKeyRecord, IssuedKey, NewSigningKey, RegistryError, Role, SigningKeyRecord, TenantAdmin, TenantPatch, TenantRegistry, TenantSettings};
 
 /// A registry held in this process only.
 #[derive(Default)]
@@ -66,6 +66,10 @@ impl TenantRegistry for InMemoryTenantRegistry {
     fn tenant(&self, tenant_id: &str) -> Option<TenantSettings> {
         self.view.tenant(tenant_id)
     }
+
+    fn signing_key(&self, tenant_id: &str, key_id: &str) -> Option<SigningKeyRecord> {
+        self.view.signing_key(tenant_id, key_id)
+    }
 }
 
 #[async_trait]
@@ -90,6 +94,24 @@ impl TenantAdmin for InMemoryTenantRegistry {
         let (hash, record) = self.view.plan_revoke(tenant_id, key_id)?;
         self.apply(Change::Key { hash, record: record.clone() });
         Ok(record)
+    }
+
+    async fn add_signing_key(&self, tenant_id: &str, key: NewSigningKey) -> Result<SigningKeyRecord, RegistryError> {
+        let record = self.view.plan_add_signing_key(tenant_id, key)?;
+        self.apply(Change::SigningKey(record.clone()));
+        Ok(record)
+    }
+
+    async fn revoke_signing_key(&self, tenant_id: &str, key_id: &str, at: time::OffsetDateTime) -> Result<SigningKeyRecord, RegistryError> {
+        let (record, changed) = self.view.plan_revoke_signing_key(tenant_id, key_id, at)?;
+        if changed {
+            self.apply(Change::SigningKey(record.clone()));
+        }
+        Ok(record)
+    }
+
+    fn list_signing_keys(&self, tenant_id: &str) -> Result<Vec<SigningKeyRecord>, RegistryError> {
+        self.view.list_signing_keys(tenant_id)
     }
 
     fn list_tenants(&self) -> Vec<TenantSettings> {
@@ -148,6 +170,11 @@ mod tests {
         let orphan = registry.create_api_key("acme", "ci", vec![Role::Reader]).expect("tenant exists");
         registry.view.apply(Change::RemoveTenant("acme".into()), 1_000);
         assert!(api_key::authenticate(&registry, &orphan.key).is_none(), "a key whose tenant is gone is refused");
+    }
+
+    #[tokio::test]
+    async fn signing_keys_are_registered_served_revoked_and_listed() {
+        crate::signing_key::tests::backend_contract(&InMemoryTenantRegistry::new()).await;
     }
 
     #[test]

@@ -61,6 +61,50 @@ impl TenantStatus {
     }
 }
 
+/// Whether a tenant's events must, may or need not carry a producer's signature (issue #15):
+/// `off` (the default, also of records written before it existed): a signature is kept as
+/// sent, not checked; `optional`: a present signature must verify; `required`: every event
+/// must carry one that verifies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignaturePolicy {
+    /// Signatures are not checked.
+    #[default]
+    Off,
+    /// A present signature must verify; unsigned events are accepted.
+    Optional,
+    /// Every event must carry a signature that verifies.
+    Required,
+}
+
+impl SignaturePolicy {
+    /// The policy's name in JSON: `off`, `optional`, `required`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Optional => "optional",
+            Self::Required => "required",
+        }
+    }
+}
+
+impl std::fmt::Display for SignaturePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SignaturePolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Off, Self::Optional, Self::Required]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("unknown signature policy {s:?} (known: off, optional, required)"))
+    }
+}
+
 /// Settings of one tenant: `{id, name, retention_days, rate_limit_per_sec, dedicated_topic}`.
 /// Unknown JSON fields are ignored when reading, so older services read newer records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +138,10 @@ pub struct TenantSettings {
     /// When `pending_retention_days` takes effect.
     #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub pending_effective_at: Option<OffsetDateTime>,
+    /// Whether events must carry a producer's signature; records written before it existed
+    /// are `off`.
+    #[serde(default)]
+    pub signatures: SignaturePolicy,
 }
 
 impl TenantSettings {
@@ -111,6 +159,7 @@ impl TenantSettings {
             legal_hold: false,
             pending_retention_days: None,
             pending_effective_at: None,
+            signatures: SignaturePolicy::Off,
         }
     }
 
@@ -166,6 +215,9 @@ pub struct TenantPatch {
     /// Sets or lifts the legal hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub legal_hold: Option<bool>,
+    /// New signature policy (`off`, `optional`, `required`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<SignaturePolicy>,
     /// Internal (never from a request body): schedules (`Some(Some(at))`) a deletion.
     #[serde(skip)]
     pub deletion: Option<Option<OffsetDateTime>>,
@@ -209,6 +261,9 @@ impl TenantPatch {
         }
         if let Some(hold) = self.legal_hold {
             settings.legal_hold = hold;
+        }
+        if let Some(policy) = self.signatures {
+            settings.signatures = policy;
         }
         if let Some(pending) = self.pending_retention {
             settings.pending_retention_days = pending.map(|(days, _)| days);
@@ -310,6 +365,21 @@ mod tests {
         assert!(smuggled.is_err(), "internal fields are not settable from a body");
         let bad = TenantSettings { status: TenantStatus::Deleting, ..s };
         assert!(bad.validate().is_err(), "deleting needs a delete_after");
+    }
+
+    #[test]
+    fn the_signature_policy_defaults_to_off_and_is_patched_by_name() {
+        let old: TenantSettings = serde_json::from_str(r#"{"id":"acme","name":"Acme"}"#).expect("old record parses");
+        assert_eq!(old.signatures, SignaturePolicy::Off);
+        let patch: TenantPatch = serde_json::from_str(r#"{"signatures":"required"}"#).expect("parses");
+        let required = patch.apply(old);
+        assert_eq!(required.signatures, SignaturePolicy::Required);
+        let json = serde_json::to_value(&required).expect("serializes");
+        assert_eq!(json["signatures"], "required");
+        assert_eq!(serde_json::from_value::<TenantSettings>(json).expect("parses"), required);
+        assert!(serde_json::from_str::<TenantPatch>(r#"{"signatures":"always"}"#).is_err(), "unknown policies are refused");
+        assert_eq!("optional".parse::<SignaturePolicy>(), Ok(SignaturePolicy::Optional));
+        assert!("Required".parse::<SignaturePolicy>().is_err());
     }
 
     #[test]

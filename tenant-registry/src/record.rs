@@ -1,5 +1,7 @@
-//! The registry topic's records: key `tenant/<id>` or `key/<key_id>`, value the entity's full
-//! current state as JSON (a key's value holds the SHA-256 of its secret, never the secret).
+//! The registry topic's records: key `tenant/<id>`, `key/<key_id>` or
+//! `signing-key/<tenant_id>/<key_id>`, value the entity's full current state as JSON (an API
+//! key's value holds the SHA-256 of its secret, never the secret; a signing key's value is its
+//! [`SigningKeyRecord`], public key included).
 //! A record without value (a compaction tombstone) removes the entity.
 
 use serde::{Deserialize, Serialize};
@@ -7,10 +9,12 @@ use time::OffsetDateTime;
 
 use crate::api_key::{from_hex, to_hex};
 use crate::view::{Change, View};
-use crate::{ApiKeyRecord, RegistryError, Role, TenantSettings, validate};
+use crate::signing_key::signing_key_id_problem;
+use crate::{ApiKeyRecord, RegistryError, Role, SigningKeyRecord, TenantSettings, validate};
 
 const TENANT_PREFIX: &str = "tenant/";
 const KEY_PREFIX: &str = "key/";
+const SIGNING_KEY_PREFIX: &str = "signing-key/";
 
 /// A key's state as stored: the record plus the hash it is found by.
 #[derive(Serialize, Deserialize)]
@@ -44,7 +48,8 @@ pub(crate) fn encode(change: &Change) -> Option<(String, Vec<u8>)> {
             };
             (format!("{KEY_PREFIX}{}", record.key_id), serde_json::to_vec(&stored))
         }
-        Change::RemoveTenant(_) | Change::RemoveKey(_) => return None,
+        Change::SigningKey(record) => (format!("{SIGNING_KEY_PREFIX}{}/{}", record.tenant_id, record.key_id), serde_json::to_vec(record)),
+        Change::RemoveTenant(_) | Change::RemoveKey(_) | Change::RemoveSigningKey { .. } => return None,
     };
     // Serializing plain structs of strings, numbers and bools cannot fail.
     value.ok().map(|v| (key, v))
@@ -55,8 +60,8 @@ pub(crate) fn encode(change: &Change) -> Option<(String, Vec<u8>)> {
 /// records hold none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Rejection {
-    /// `malformed` (not a record this version can read), `invalid_tenant`, `invalid_api_key`
-    /// (fails the checks the admin API applies to its input) or `conflict` (contradicts the
+    /// `malformed` (not a record this version can read), `invalid_tenant`, `invalid_api_key`,
+    /// `invalid_signing_key` (fails the checks the admin API applies to its input) or `conflict` (contradicts the
     /// state already applied, e.g. a key moved to another tenant).
     pub(crate) reason: &'static str,
     pub(crate) detail: String,
@@ -132,7 +137,30 @@ pub(crate) fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Change, Rejecti
         record.validate().map_err(|e| invalid("invalid_api_key", e))?;
         return Ok(Change::Key { hash, record });
     }
+    if let Some(rest) = key.strip_prefix(SIGNING_KEY_PREFIX) {
+        return decode_signing_key(key, rest, value);
+    }
     Err(Rejection::malformed(format!("unknown record key {key:?}")))
+}
+
+/// A `signing-key/<tenant_id>/<key_id>` record (`rest` is what follows the prefix).
+fn decode_signing_key(key: &str, rest: &str, value: Option<&[u8]>) -> Result<Change, Rejection> {
+    let invalid_key = |m: String| Rejection::new("invalid_signing_key", m);
+    let Some((tenant_id, key_id)) = rest.split_once('/') else {
+        return Err(Rejection::malformed(format!("record key {key:?} names no key id")));
+    };
+    let Some(value) = value else {
+        if let Some(m) = validate::tenant_id_problem(tenant_id).or_else(|| signing_key_id_problem(key_id)) {
+            return Err(invalid_key(format!("tombstone of {key:?}: {m}")));
+        }
+        return Ok(Change::RemoveSigningKey { tenant_id: tenant_id.to_owned(), key_id: key_id.to_owned() });
+    };
+    let record: SigningKeyRecord = serde_json::from_slice(value).map_err(|e| Rejection::malformed(format!("signing key value: {e}")))?;
+    if record.tenant_id != tenant_id || record.key_id != key_id {
+        return Err(Rejection::malformed(format!("signing key value names {:?}/{:?} under key {key:?}", record.tenant_id, record.key_id)));
+    }
+    record.validate().map_err(|e| invalid("invalid_signing_key", e))?;
+    Ok(Change::SigningKey(record))
 }
 
 /// Decodes one record read back (from the topic or the file) and applies it to `view` at
@@ -257,5 +285,33 @@ mod tests {
         assert_eq!(view.key_by_hash(&api_key::from_hex(&hex).expect("hex")).map(|r| (r.key_id, r.tenant_id)), Some((KEY_ID.into(), "acme".into())));
         let revoked = String::from_utf8(key_value(KEY_ID, "acme", r#"["reader"]"#, &hex)).expect("utf-8").replace(r#""revoked":false"#, r#""revoked":true"#);
         apply_read(&view, key.as_bytes(), Some(revoked.as_bytes()), 3).expect("the same key's next state applies");
+    }
+
+    #[test]
+    fn signing_keys_round_trip_and_a_registered_key_never_changes_nor_gets_unrevoked() {
+        use crate::signing_key::tests::{ED25519_KEY, p256_key};
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let new = crate::NewSigningKey { producer: "billing".into(), alg: "ed25519".into(), public_key: ED25519_KEY.into(), ..Default::default() };
+        let record = new.into_record("acme", now).expect("valid");
+        let change = Change::SigningKey(record.clone());
+        let (key, value) = encode(&change).expect("upsert");
+        assert_eq!(key, format!("signing-key/acme/{}", record.key_id));
+        assert_eq!(decode(key.as_bytes(), Some(&value)), Ok(change.clone()));
+        assert_eq!(decode(b"signing-key/acme/k1", None), Ok(Change::RemoveSigningKey { tenant_id: "acme".into(), key_id: "k1".into() }));
+        assert_eq!(decode(b"signing-key/acme", None).map_err(|r| r.reason), Err("malformed"));
+        assert_eq!(decode(b"signing-key/Acme/k1", None).map_err(|r| r.reason), Err("invalid_signing_key"));
+
+        let view = View::default();
+        apply_read(&view, key.as_bytes(), Some(&value), 0).expect("valid key");
+        let revoked = SigningKeyRecord { revoked_at: Some(now + time::Duration::hours(1)), ..record.clone() };
+        let write = |r: &SigningKeyRecord, version| apply_read(&view, key.as_bytes(), Some(&serde_json::to_vec(r).expect("json")), version).map_err(|r| r.reason);
+        assert_eq!(write(&revoked, 1), Ok(()));
+        assert_eq!(write(&revoked, 1), Ok(()), "the writer's own record read back applies again");
+        assert_eq!(write(&record, 2), Err("conflict"), "a revocation is never lifted");
+        assert_eq!(write(&SigningKeyRecord { revoked_at: Some(now + time::Duration::hours(2)), ..record.clone() }, 3), Err("conflict"), "nor moved later");
+        let swapped = SigningKeyRecord { alg: "ecdsa-p256-sha256".into(), public_key: p256_key(), ..revoked.clone() };
+        assert_eq!(write(&swapped, 4), Err("conflict"), "nor is another public key put under its id");
+        let earlier = SigningKeyRecord { revoked_at: Some(now), ..record.clone() };
+        assert_eq!(write(&earlier, 5), Ok(()), "an earlier revocation applies");
     }
 }

@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 
 use crate::api_key::KeyHash;
-use crate::{ApiKeyRecord, IssuedKey, RegistryError, Role, TenantPatch, TenantSettings};
+use time::OffsetDateTime;
+
+use crate::{ApiKeyRecord, IssuedKey, NewSigningKey, RegistryError, Role, SigningKeyRecord, TenantPatch, TenantSettings};
 
 /// What request paths read about tenants and keys. Implementations answer from memory: these
 /// calls sit on every request's path.
@@ -14,6 +16,12 @@ pub trait TenantRegistry: Send + Sync + 'static {
 
     /// A tenant's settings, if the tenant is registered.
     fn tenant(&self, tenant_id: &str) -> Option<TenantSettings>;
+
+    /// A tenant's signing key `key_id`, revoked or expired ones included (whether it verifies
+    /// an event depends on the event's time: [`SigningKeyRecord::valid_at`]); `None` when the
+    /// tenant has no such key, is not registered or is deleted (a tombstoned tenant's keys
+    /// are no longer served, like its API keys).
+    fn signing_key(&self, tenant_id: &str, key_id: &str) -> Option<SigningKeyRecord>;
 }
 
 /// Changes to the registry (admin API, `auditlog admin`). Every change is validated, then
@@ -34,6 +42,19 @@ pub trait TenantAdmin: TenantRegistry {
     /// Revokes a tenant's key (idempotent) and answers its record; `UnknownApiKey` when the
     /// tenant has no such key, also when another tenant has.
     async fn revoke_api_key(&self, tenant_id: &str, key_id: &str) -> Result<ApiKeyRecord, RegistryError>;
+
+    /// Registers a producer's public key for a registered, not deleted tenant (the key id
+    /// defaults to the first 16 hex digits of the SHA-256 of the key, `not_before` to now);
+    /// `SigningKeyExists` when the tenant has a key with this id, `Invalid` naming the field.
+    async fn add_signing_key(&self, tenant_id: &str, key: NewSigningKey) -> Result<SigningKeyRecord, RegistryError>;
+
+    /// Revokes a tenant's signing key from `at` on (events that occurred before stay
+    /// verifiable) and answers its record. Idempotent: a key revoked already keeps the
+    /// earlier of the two times. `UnknownSigningKey` when the tenant has no such key.
+    async fn revoke_signing_key(&self, tenant_id: &str, key_id: &str, at: OffsetDateTime) -> Result<SigningKeyRecord, RegistryError>;
+
+    /// A registered tenant's signing keys, revoked ones included, oldest first.
+    fn list_signing_keys(&self, tenant_id: &str) -> Result<Vec<SigningKeyRecord>, RegistryError>;
 
     /// Every tenant, by id.
     fn list_tenants(&self) -> Vec<TenantSettings>;

@@ -11,7 +11,8 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use time::OffsetDateTime;
 
 use crate::api_key::{self, KeyHash};
-use crate::{ApiKeyRecord, IssuedKey, RegistryError, Role, TenantPatch, TenantSettings, validate};
+use crate::signing_key::utc;
+use crate::{ApiKeyRecord, IssuedKey, NewSigningKey, RegistryError, Role, SigningKeyRecord, TenantPatch, TenantSettings, validate};
 
 /// One entity's new full state (or its removal by a compaction tombstone).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,10 @@ pub(crate) enum Change {
     RemoveTenant(String),
     /// Tombstone of `key/<key_id>`.
     RemoveKey(String),
+    /// A signing key's record.
+    SigningKey(SigningKeyRecord),
+    /// Tombstone of `signing-key/<tenant_id>/<key_id>`.
+    RemoveSigningKey { tenant_id: String, key_id: String },
 }
 
 #[derive(Default)]
@@ -31,6 +36,8 @@ struct Inner {
     tenants: HashMap<String, (i64, TenantSettings)>,
     keys: HashMap<KeyHash, (i64, ApiKeyRecord)>,
     key_ids: HashMap<String, KeyHash>,
+    /// Signing keys by (tenant id, key id).
+    signing_keys: HashMap<(String, String), (i64, SigningKeyRecord)>,
 }
 
 /// Tenants and keys held in memory.
@@ -74,6 +81,26 @@ impl View {
                     inner.keys.remove(&hash);
                 }
             }
+            Change::SigningKey(mut record) => {
+                let id = (record.tenant_id.clone(), record.key_id.clone());
+                if let Some((known_version, known)) = inner.signing_keys.get_mut(&id) {
+                    // A revocation only ever moves earlier, in whatever order two processes'
+                    // revocations arrive: every process ends with the earliest.
+                    let earliest = match (known.revoked_at, record.revoked_at) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    if *known_version > version {
+                        known.revoked_at = earliest;
+                        return;
+                    }
+                    record.revoked_at = earliest;
+                }
+                inner.signing_keys.insert(id, (version, record));
+            }
+            Change::RemoveSigningKey { tenant_id, key_id } => {
+                inner.signing_keys.remove(&(tenant_id, key_id));
+            }
         }
     }
 
@@ -81,6 +108,9 @@ impl View {
     /// tenant and a secret's hash belongs to one key id (the admin API can do neither, so a
     /// record that does was not written by it).
     pub(crate) fn conflict(&self, change: &Change) -> Option<String> {
+        if let Change::SigningKey(record) = change {
+            return self.signing_key_conflict(record);
+        }
         let Change::Key { hash, record } = change else { return None };
         let inner = self.read();
         let by_id = inner.key_ids.get(&record.key_id).and_then(|h| inner.keys.get(h));
@@ -94,6 +124,24 @@ impl View {
             }
         }
         None
+    }
+
+    /// Why a signing key record contradicts the applied one, if it does: a registered key
+    /// never changes (its producer, algorithm, public key and window are fixed; rotation is a
+    /// new key), and a revocation is never lifted nor moved later (the admin API can do
+    /// neither, so a record that does was not written by it).
+    fn signing_key_conflict(&self, record: &SigningKeyRecord) -> Option<String> {
+        let inner = self.read();
+        let (_, known) = inner.signing_keys.get(&(record.tenant_id.clone(), record.key_id.clone()))?;
+        let fixed = |r: &SigningKeyRecord| (r.producer.clone(), r.alg.clone(), r.public_key.clone(), r.not_before, r.not_after, r.created_at);
+        if fixed(known) != fixed(record) {
+            return Some(format!("signing key {} of tenant {:?} is registered with other fields", record.key_id, record.tenant_id));
+        }
+        match (known.revoked_at, record.revoked_at) {
+            (Some(_), None) => Some(format!("signing key {} is revoked, the record lifts the revocation", record.key_id)),
+            (Some(was), Some(now)) if now > was => Some(format!("signing key {} is revoked at {was}, the record moves it later", record.key_id)),
+            _ => None,
+        }
     }
 
     pub(crate) fn tenant(&self, id: &str) -> Option<TenantSettings> {
@@ -118,6 +166,53 @@ impl View {
         let mut keys: Vec<_> = inner.keys.values().filter(|(_, r)| r.tenant_id == tenant_id).map(|(_, r)| r.clone()).collect();
         keys.sort_by(|a, b| (a.created_at, &a.key_id).cmp(&(b.created_at, &b.key_id)));
         Ok(keys)
+    }
+
+    /// A served signing key: the tenant is registered and not deleted.
+    pub(crate) fn signing_key(&self, tenant_id: &str, key_id: &str) -> Option<SigningKeyRecord> {
+        let inner = self.read();
+        let (_, tenant) = inner.tenants.get(tenant_id).filter(|(_, t)| t.status.accepts_credentials())?;
+        validate::is_valid_tenant_id(&tenant.id).then_some(())?;
+        inner.signing_keys.get(&(tenant_id.to_owned(), key_id.to_owned())).map(|(_, r)| r.clone())
+    }
+
+    pub(crate) fn list_signing_keys(&self, tenant_id: &str) -> Result<Vec<SigningKeyRecord>, RegistryError> {
+        let inner = self.read();
+        if !inner.tenants.contains_key(tenant_id) {
+            return Err(RegistryError::UnknownTenant(tenant_id.to_owned()));
+        }
+        let mut keys: Vec<_> = inner.signing_keys.values().filter(|(_, r)| r.tenant_id == tenant_id).map(|(_, r)| r.clone()).collect();
+        keys.sort_by(|a, b| (a.created_at, &a.key_id).cmp(&(b.created_at, &b.key_id)));
+        Ok(keys)
+    }
+
+    /// The record a new signing key registers: the tenant is registered and not deleted, the
+    /// key is valid and its id new in the tenant.
+    pub(crate) fn plan_add_signing_key(&self, tenant_id: &str, key: NewSigningKey) -> Result<SigningKeyRecord, RegistryError> {
+        if self.tenant(tenant_id).is_none_or(|t| !t.status.accepts_credentials()) {
+            return Err(RegistryError::UnknownTenant(tenant_id.to_owned()));
+        }
+        let record = key.into_record(tenant_id, OffsetDateTime::now_utc())?;
+        record.validate()?;
+        if self.read().signing_keys.contains_key(&(tenant_id.to_owned(), record.key_id.clone())) {
+            return Err(RegistryError::SigningKeyExists(record.key_id));
+        }
+        Ok(record)
+    }
+
+    /// The revoked state of a tenant's signing key from `at`, and whether it changes (a key
+    /// revoked already keeps the earlier time).
+    pub(crate) fn plan_revoke_signing_key(&self, tenant_id: &str, key_id: &str, at: OffsetDateTime) -> Result<(SigningKeyRecord, bool), RegistryError> {
+        let inner = self.read();
+        let (_, record) = inner
+            .signing_keys
+            .get(&(tenant_id.to_owned(), key_id.to_owned()))
+            .ok_or_else(|| RegistryError::UnknownSigningKey(key_id.to_owned()))?;
+        let at = utc(at);
+        match record.revoked_at {
+            Some(was) if was <= at => Ok((record.clone(), false)),
+            _ => Ok((SigningKeyRecord { revoked_at: Some(at), ..record.clone() }, true)),
+        }
     }
 
     /// The settings a create request registers.

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use auditlog_tenant_registry::api_key;
 use auditlog_tenant_registry::{
-    KafkaRegistryConfig, KafkaTenantRegistry, RegistryError, Role, TenantAdmin, TenantPatch, TenantRegistry, TenantSettings,
+    KafkaRegistryConfig, KafkaTenantRegistry, NewSigningKey, RegistryError, Role, SignaturePolicy, TenantAdmin, TenantPatch, TenantRegistry,
+    TenantSettings, TenantStatus,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -286,4 +287,79 @@ async fn records_produced_by_anyone_are_checked_and_invalid_ones_skipped_by_the_
     // And the follower still applies the registry's own changes after them.
     let made = late.create_tenant(TenantSettings::new("initech")).await.expect("valid tenant");
     within(SECOND, "a later change reaches the follower", || follower.tenant("initech").as_ref() == Some(&made)).await;
+}
+
+/// A valid ed25519 public key (RFC 8032 test 1), standard base64.
+const ED25519_KEY: &str = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+
+fn signing_key(key_id: &str) -> NewSigningKey {
+    NewSigningKey {
+        key_id: Some(key_id.to_owned()),
+        producer: "billing".into(),
+        alg: "ed25519".into(),
+        public_key: ED25519_KEY.into(),
+        ..NewSigningKey::default()
+    }
+}
+
+#[tokio::test]
+async fn signing_keys_and_the_signature_policy_cross_instances_and_revocation_keeps_the_earlier_time() {
+    let topic = compacted_topic().await;
+    let (a, b) = (open(&topic).await, open(&topic).await);
+    a.create_tenant(TenantSettings::new("acme")).await.expect("valid tenant");
+    let policy = TenantPatch { signatures: Some(SignaturePolicy::Required), ..TenantPatch::default() };
+    a.update_tenant("acme", policy).await.expect("known tenant");
+    within(SECOND, "the policy reaches b", || b.tenant("acme").is_some_and(|t| t.signatures == SignaturePolicy::Required)).await;
+
+    let added = a.add_signing_key("acme", signing_key("billing-1")).await.expect("valid key");
+    within(SECOND, "the key reaches b", || b.signing_key("acme", "billing-1").as_ref() == Some(&added)).await;
+    assert_eq!(b.add_signing_key("acme", signing_key("billing-1")).await, Err(RegistryError::SigningKeyExists("billing-1".into())), "duplicate id");
+
+    let at = added.not_before + time::Duration::hours(1);
+    let revoked = b.revoke_signing_key("acme", "billing-1", at).await.expect("b sees the key and revokes it");
+    assert_eq!(revoked.revoked_at, Some(at));
+    within(SECOND, "the revocation reaches a", || a.signing_key("acme", "billing-1").and_then(|k| k.revoked_at) == Some(at)).await;
+    let again = a.revoke_signing_key("acme", "billing-1", at + time::Duration::hours(5)).await.expect("idempotent");
+    assert_eq!(again.revoked_at, Some(at), "a second, later revocation keeps the earlier time");
+    assert_eq!(b.revoke_signing_key("acme", "nope", at).await, Err(RegistryError::UnknownSigningKey("nope".into())));
+
+    let late = open(&topic).await;
+    assert_eq!(late.list_signing_keys("acme"), a.list_signing_keys("acme"), "a late opener replays the keys");
+    assert_eq!(late.signing_key("acme", "billing-1").and_then(|k| k.revoked_at), Some(at));
+    assert_eq!(late.tenant("acme").map(|t| t.signatures), Some(SignaturePolicy::Required));
+
+    let tombstone = TenantPatch { status: Some(TenantStatus::Deleted), ..TenantPatch::default() };
+    a.update_tenant("acme", tombstone).await.expect("known tenant");
+    within(SECOND, "a deleted tenant's keys stop being served at b", || b.signing_key("acme", "billing-1").is_none()).await;
+}
+
+#[tokio::test]
+async fn signing_key_records_with_a_bad_key_are_refused_on_read_back() {
+    let topic = compacted_topic().await;
+    let follower = open(&topic).await;
+    let before = rejected("invalid_signing_key");
+    let key = |key_id: &str, alg: &str, public_key: &str| {
+        let value = format!(
+            r#"{{"key_id":"{key_id}","tenant_id":"acme","producer":"billing","alg":"{alg}","public_key":"{public_key}","not_before":"2026-01-01T00:00:00Z","not_after":null,"revoked_at":null,"created_at":"2026-01-01T00:00:00Z"}}"#
+        );
+        (Some(format!("signing-key/acme/{key_id}")), Some(value.into_bytes()))
+    };
+    let records: Vec<(Option<String>, Option<Vec<u8>>)> = vec![
+        (Some("tenant/acme".into()), Some(br#"{"id":"acme","name":"acme"}"#.to_vec())),
+        key("not-base64", "ed25519", "%%%"),
+        key("short", "ed25519", "AAAA"),
+        key("wrong-alg", "ecdsa-p256-sha256", ED25519_KEY),
+        key("unknown-alg", "rsa", ED25519_KEY),
+        key("good", "ed25519", ED25519_KEY),
+    ];
+    let records: Vec<(Option<&str>, Option<Vec<u8>>)> = records.iter().map(|(k, v)| (k.as_deref(), v.clone())).collect();
+    produce(&topic, &records).await;
+
+    within(Duration::from_secs(5), "the valid key reaches the follower", || follower.signing_key("acme", "good").is_some()).await;
+    let late = open(&topic).await;
+    for (registry, who) in [(&follower, "follower"), (&late, "late opener")] {
+        let ids: Vec<_> = registry.list_signing_keys("acme").expect("known tenant").into_iter().map(|k| k.key_id).collect();
+        assert_eq!(ids, ["good"], "{who}: only the valid key");
+    }
+    assert_eq!(rejected("invalid_signing_key") - before, 4 * 2, "each bad record rejected by both readers");
 }

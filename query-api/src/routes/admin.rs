@@ -1,7 +1,8 @@
 //! Administration on the shared tenant registry (the gateway's), each change recorded as an
 //! audit event of the platform trail **before** it is applied ([`crate::audit`]): tenants (`platform_admin`; a tenant's own `tenant_admin`
-//! reads its settings and raises its retention) and a tenant's API keys (its `tenant_admin`,
-//! or a platform admin).
+//! reads its settings, raises its retention and sets its `signatures` policy), a tenant's API
+//! keys and its producers' signing keys (issue #15: register, list, revoke from a time on; its
+//! `tenant_admin`, or a platform admin).
 //!
 //! No self-erasure (issue #13):
 //! - lowering `retention_days` is `platform_admin`-only (403 for a `tenant_admin`), never
@@ -14,7 +15,7 @@
 //!   the deletion (`deleting`, `delete_after` = now + `tenant_deletion_delay_secs`), which
 //!   `{"status":"active"}` cancels until then; the sweep tombstones it (`deleted`) when due.
 
-use auditlog_tenant_registry::{ApiKeyRecord, IssuedKey, Role, TenantPatch, TenantSettings, TenantStatus};
+use auditlog_tenant_registry::{ApiKeyRecord, IssuedKey, NewSigningKey, Role, SignaturePolicy, SigningKeyRecord, TenantPatch, TenantSettings, TenantStatus};
 use time::OffsetDateTime;
 use axum::Json;
 use axum::body::Bytes;
@@ -52,6 +53,10 @@ pub struct NewTenant {
     /// Whether the tenant's events go to `<prefix>.v1.<tenant>`.
     #[serde(default)]
     pub dedicated_topic: bool,
+    /// Whether events must carry a producer's signature: `off` (default), `optional`, `required`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "optional")]
+    pub signatures: Option<SignaturePolicy>,
 }
 
 /// `POST /v1/tenants/{id}/api-keys` body.
@@ -62,6 +67,78 @@ pub struct NewApiKey {
     pub name: String,
     /// Roles of the key: `tenant_admin`, `writer`, `reader`.
     pub roles: Vec<String>,
+}
+
+/// `POST /v1/tenants/{id}/signing-keys` body: a producer's public key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSigningKeyBody {
+    /// `[A-Za-z0-9._:-]{1,128}`, unique in the tenant; default: the first 16 hex digits of the
+    /// SHA-256 of the raw public key.
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// The producing service the key belongs to.
+    pub producer: String,
+    /// `ed25519` or `ecdsa-p256-sha256`.
+    #[schema(example = "ed25519")]
+    pub alg: String,
+    /// The raw public key in standard base64: 32 bytes for `ed25519`, a SEC1 point (33 or 65
+    /// bytes) for `ecdsa-p256-sha256`.
+    pub public_key: String,
+    /// RFC 3339; earliest `occurred_at` the key verifies (default: now).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub not_before: Option<OffsetDateTime>,
+    /// RFC 3339, after `not_before`; `occurred_at` from which the key no longer verifies.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub not_after: Option<OffsetDateTime>,
+}
+
+/// `POST /v1/tenants/{id}/signing-keys/{key_id}/revoke` body (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeSigningKey {
+    /// RFC 3339; events that occurred from then on no longer verify (default: now). A key
+    /// revoked already keeps the earlier time.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A registered signing key, as the signing-key routes answer it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SigningKey {
+    /// Unique in the tenant; what an event's `signature.key_id` names.
+    pub key_id: String,
+    /// The tenant.
+    pub tenant_id: String,
+    /// The producing service.
+    pub producer: String,
+    /// `ed25519` or `ecdsa-p256-sha256`.
+    pub alg: String,
+    /// The raw public key, standard base64.
+    pub public_key: String,
+    /// RFC 3339.
+    #[schema(value_type = String, format = DateTime)]
+    pub not_before: String,
+    /// RFC 3339, or null.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub not_after: Option<String>,
+    /// RFC 3339, or null while the key is not revoked.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<String>,
+    /// RFC 3339.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: String,
+}
+
+/// A tenant's signing keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SigningKeyList {
+    /// Keys, revoked and expired ones included, oldest first.
+    #[schema(value_type = Vec<SigningKey>)]
+    pub keys: Vec<SigningKeyRecord>,
 }
 
 /// Tenants list.
@@ -155,6 +232,7 @@ pub async fn create_tenant(State(state): State<QueryState>, caller: Caller, head
     }
     settings.rate_limit_per_sec = new.rate_limit_per_sec;
     settings.dedicated_topic = new.dedicated_topic;
+    settings.signatures = new.signatures.unwrap_or_default();
     // The floor bounds lowering only: a platform admin may create a tenant with any retention.
     settings.validate()?;
     if state.backends().tenants.tenant(&settings.id).is_some() {
@@ -328,6 +406,91 @@ pub async fn revoke_api_key(State(state): State<QueryState>, caller: Caller, Pat
     let action = AdminAction { action: "api_key.revoke", actor: &caller.0, targets, metadata };
     audited(&state, action, async { Ok(tenants.revoke_api_key(&id, &key_id).await?) }).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/tenants/{id}/signing-keys`: 201 with the registered key. Every field is checked
+/// before anything is recorded (422 naming it; 409 naming `key_id` when the tenant has the id).
+#[utoipa::path(post, path = "/v1/tenants/{id}/signing-keys", tag = "admin", params(("id" = String, Path)), request_body = NewSigningKeyBody,
+    responses((status = 201, body = SigningKey), (status = 403), (status = 404), (status = 409), (status = 422)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn create_signing_key(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, QueryError> {
+    caller.require_tenant_admin(&id)?;
+    let new: NewSigningKeyBody = parse_body(&headers, &body)?;
+    let tenants = &state.backends().tenants;
+    match tenants.tenant(&id) {
+        None => return Err(QueryError::NotFound),
+        Some(t) if !t.status.accepts_credentials() => return Err(QueryError::Conflict(format!("tenant {id} is deleted"))),
+        Some(_) => {}
+    }
+    let request = NewSigningKey {
+        key_id: new.key_id,
+        producer: new.producer,
+        alg: new.alg,
+        public_key: new.public_key,
+        not_before: new.not_before,
+        not_after: new.not_after,
+    };
+    let planned = request.clone().into_record(&id, OffsetDateTime::now_utc())?;
+    if tenants.list_signing_keys(&id)?.iter().any(|k| k.key_id == planned.key_id) {
+        return Err(auditlog_tenant_registry::RegistryError::SigningKeyExists(planned.key_id).into());
+    }
+    // The registry registers exactly what the trail records: the id and window planned here.
+    let request = NewSigningKey { key_id: Some(planned.key_id.clone()), not_before: Some(planned.not_before), ..request };
+    let metadata = json!({
+        "key_id": planned.key_id, "producer": planned.producer, "alg": planned.alg, "public_key": planned.public_key,
+        "not_before": rfc3339(planned.not_before), "not_after": planned.not_after.map(rfc3339),
+    });
+    let targets = vec![("tenant", id.clone()), ("signing_key", planned.key_id.clone())];
+    let action = AdminAction { action: "signing_key.create", actor: &caller.0, targets, metadata };
+    let created = audited(&state, action, async { Ok(tenants.add_signing_key(&id, request).await?) }).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// `GET /v1/tenants/{id}/signing-keys`: `{keys: [...]}`, revoked and expired ones included.
+#[utoipa::path(get, path = "/v1/tenants/{id}/signing-keys", tag = "admin", params(("id" = String, Path)),
+    responses((status = 200, body = SigningKeyList), (status = 403), (status = 404)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn list_signing_keys(State(state): State<QueryState>, caller: Caller, Path(id): Path<String>) -> Result<Json<SigningKeyList>, QueryError> {
+    caller.require_tenant_admin(&id)?;
+    Ok(Json(SigningKeyList { keys: state.backends().tenants.list_signing_keys(&id)? }))
+}
+
+/// `POST /v1/tenants/{id}/signing-keys/{key_id}/revoke`: 200 with the key; events that
+/// occurred from `revoked_at` (default now) on no longer verify, those before stay valid. A
+/// key revoked already keeps the earlier time (nothing changes, nothing is recorded).
+#[utoipa::path(post, path = "/v1/tenants/{id}/signing-keys/{key_id}/revoke", tag = "admin", params(("id" = String, Path), ("key_id" = String, Path)),
+    request_body(content = Option<RevokeSigningKey>, description = "optional; an empty body revokes from now"),
+    responses((status = 200, body = SigningKey), (status = 403), (status = 404), (status = 422)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn revoke_signing_key(
+    State(state): State<QueryState>,
+    caller: Caller,
+    Path((id, key_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<SigningKeyRecord>, QueryError> {
+    caller.require_tenant_admin(&id)?;
+    let revoke: RevokeSigningKey = if body.iter().all(u8::is_ascii_whitespace) { RevokeSigningKey::default() } else { parse_body(&headers, &body)? };
+    let at = revoke.revoked_at.unwrap_or_else(OffsetDateTime::now_utc).to_offset(time::UtcOffset::UTC);
+    let tenants = &state.backends().tenants;
+    let Some(known) = tenants.list_signing_keys(&id)?.into_iter().find(|k| k.key_id == key_id) else {
+        return Err(auditlog_tenant_registry::RegistryError::UnknownSigningKey(key_id).into());
+    };
+    if known.revoked_at.is_some_and(|was| was <= at) {
+        return Ok(Json(known)); // revoked at or before `at`: nothing changes, nothing to record
+    }
+    let metadata = json!({"key_id": key_id, "producer": known.producer, "revoked_at": rfc3339(at), "previously_revoked_at": known.revoked_at.map(rfc3339)});
+    let targets = vec![("tenant", id.clone()), ("signing_key", key_id.clone())];
+    let action = AdminAction { action: "signing_key.revoke", actor: &caller.0, targets, metadata };
+    let revoked = audited(&state, action, async { Ok(tenants.revoke_signing_key(&id, &key_id, at).await?) }).await?;
+    Ok(Json(revoked))
 }
 
 /// `GET /v1/tenants/{id}/admin-events`: the tenant's admin trail, newest first: every admin

@@ -16,7 +16,11 @@
 //!   applied to the local view once acknowledged, so the caller reads its own write. Changes
 //!   of one process are serialized by a lock; between processes the last write wins (admin
 //!   changes are rare and human-paced, and every write is a full state, so nothing half-applied
-//!   can result).
+//!   can result). Signing keys (issue #15) are the exception on two points: a revocation time
+//!   only ever moves earlier (every process keeps the earliest it read, in any order), and a
+//!   registered key never changes (a later record giving its id other fields is rejected as a
+//!   `conflict`; if two processes register one id at once, the one that wrote second keeps
+//!   its own key in memory until it restarts, so register a key id in one place).
 //! - **Every process follows the topic.** A background task reads the topic from offset 0
 //!   with `assign` (no consumer group, nothing committed: every process needs every record)
 //!   and applies each record, with `fetch.wait.max.ms` low enough that a change made anywhere
@@ -52,7 +56,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api_key::KeyHash;
 use crate::view::{Change, View};
-use crate::{ApiKeyRecord, IssuedKey, RegistryError, Role, TenantAdmin, TenantPatch, TenantRegistry, TenantSettings, record};
+use crate::{ApiKeyRecord, IssuedKey, NewSigningKey, RegistryError, Role, SigningKeyRecord, TenantAdmin, TenantPatch, TenantRegistry, TenantSettings, record};
 
 /// The registry topic unless configured otherwise (compacted, one partition, kept forever).
 pub const DEFAULT_TOPIC: &str = "auditlog.tenants.v1";
@@ -155,6 +159,10 @@ impl TenantRegistry for KafkaTenantRegistry {
     fn tenant(&self, tenant_id: &str) -> Option<TenantSettings> {
         self.view.tenant(tenant_id)
     }
+
+    fn signing_key(&self, tenant_id: &str, key_id: &str) -> Option<SigningKeyRecord> {
+        self.view.signing_key(tenant_id, key_id)
+    }
 }
 
 #[async_trait]
@@ -189,6 +197,28 @@ impl TenantAdmin for KafkaTenantRegistry {
         self.record(Change::Key { hash, record: record.clone() }).await?;
         tracing::info!(tenant_id, key_id, "api key revoked");
         Ok(record)
+    }
+
+    async fn add_signing_key(&self, tenant_id: &str, key: NewSigningKey) -> Result<SigningKeyRecord, RegistryError> {
+        let _serial = self.writes.lock().await;
+        let record = self.view.plan_add_signing_key(tenant_id, key)?;
+        self.record(Change::SigningKey(record.clone())).await?;
+        tracing::info!(tenant_id, key_id = %record.key_id, producer = %record.producer, "signing key registered");
+        Ok(record)
+    }
+
+    async fn revoke_signing_key(&self, tenant_id: &str, key_id: &str, at: time::OffsetDateTime) -> Result<SigningKeyRecord, RegistryError> {
+        let _serial = self.writes.lock().await;
+        let (record, changed) = self.view.plan_revoke_signing_key(tenant_id, key_id, at)?;
+        if changed {
+            self.record(Change::SigningKey(record.clone())).await?;
+            tracing::info!(tenant_id, key_id, "signing key revoked");
+        }
+        Ok(record)
+    }
+
+    fn list_signing_keys(&self, tenant_id: &str) -> Result<Vec<SigningKeyRecord>, RegistryError> {
+        self.view.list_signing_keys(tenant_id)
     }
 
     fn list_tenants(&self) -> Vec<TenantSettings> {
