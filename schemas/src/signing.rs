@@ -294,9 +294,12 @@ impl ProducerKey {
     /// The key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), what `openssl genpkey` writes.
     pub fn to_pkcs8_pem(&self) -> Result<String, SigningError> {
         let pem = match self {
-            Self::Ed25519(key) => {
-                ed25519_dalek::pkcs8::EncodePrivateKey::to_pkcs8_pem(key, ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
-            }
+            // PKCS#8 v1 without the optional public key (RFC 8410), as `openssl genpkey` writes
+            // it: some readers (Python's `cryptography`) refuse the v2 form.
+            Self::Ed25519(key) => ed25519_dalek::pkcs8::EncodePrivateKey::to_pkcs8_pem(
+                &ed25519_dalek::pkcs8::KeypairBytes { secret_key: key.to_bytes(), public_key: None },
+                ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF,
+            ),
             Self::EcdsaP256(key) => {
                 p256::pkcs8::EncodePrivateKey::to_pkcs8_pem(key, p256::pkcs8::LineEnding::LF)
             }

@@ -269,3 +269,13 @@ fn signature_json_is_base64_and_names_the_alg() {
     assert_eq!(ecdsa.alg, SignatureAlg::EcdsaP256Sha256);
     assert!(serde_json::from_str::<Signature>(r#"{"key_id": "k", "alg": "rsa", "value": ""}"#).is_err());
 }
+
+/// The golden key as Python's `cryptography` (and `openssl genpkey`) write it: PKCS#8 v1.
+const GOLDEN_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIAcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH\n-----END PRIVATE KEY-----\n";
+
+#[test]
+fn keys_written_by_other_tools_are_read_and_ours_are_pkcs8_v1() {
+    let key = ProducerKey::from_pkcs8_pem(GOLDEN_KEY_PEM).expect("reads a PKCS#8 v1 Ed25519 key");
+    assert_eq!(key.public_key(), golden_key().public_key());
+    assert_eq!(golden_key().to_pkcs8_pem().expect("pem"), GOLDEN_KEY_PEM, "the same PKCS#8 v1 document");
+}
