@@ -8,8 +8,8 @@
 //! keys, development JWTs), `replay` and `reconcile` (rebuild and check the read models),
 //! `produce` (validate events and append them to Kafka in the Confluent Avro wire format),
 //! `tail` (follow a topic and print decoded events), `validate` (check events offline),
-//! `verify` (check ledger checkpoints, exports with proofs and proofs offline) and `schema`
-//! (print the current Avro schema).
+//! `verify` (check ledger checkpoints, exports with proofs and proofs offline), `sign` and
+//! `signing-key` (producer-side event signatures) and `schema` (print the current Avro schema).
 
 mod admin;
 mod commands;
@@ -20,6 +20,7 @@ mod init;
 mod ledger;
 mod processor;
 mod query_api;
+mod sign;
 mod signal;
 mod standalone;
 mod startup;
@@ -103,6 +104,10 @@ enum Command {
     /// Check a checkpoint, an export with proofs, or a proof offline (exit 0 all holds, 1 a
     /// check failed, 2 usage or unreadable input).
     Verify(verify::VerifyArgs),
+    /// Sign an event with a producer's private key: prints it with its `signature` added.
+    Sign(sign::SignArgs),
+    /// Producer signing keys: `generate` makes one (PKCS#8 PEM) and prints its public key.
+    SigningKey(sign::SigningKeyArgs),
     /// Make an Ed25519 checkpoint signing key for the ledger processor.
     LedgerKey(ledger::LedgerKeyArgs),
     /// Compare what both read models hold with each tenant's ledger: every event edited,
@@ -155,6 +160,8 @@ pub fn run() -> ExitCode {
             Command::Dlq(args) => dlq::dlq(args).await,
             Command::Verify(args) => verify::verify(args),
             Command::LedgerKey(args) => ledger::ledger_key(args),
+            Command::Sign(args) => sign::sign(args),
+            Command::SigningKey(args) => sign::signing_key(args),
             Command::AuditViews(args) => processor::audit_views_command(args).await,
             Command::Schema => {
                 println!("{}", auditlog_schemas::avro::current_schema_text().trim_end());

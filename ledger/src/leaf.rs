@@ -4,13 +4,12 @@
 
 use auditlog_schemas::AuditEvent;
 use serde_json::Value;
-use time::{OffsetDateTime, UtcOffset};
 
 use crate::LedgerError;
 use crate::hash::{Hash, leaf_hash};
 
 /// Top-level fields that are derived or added at read time and never part of a leaf.
-pub const DERIVED_FIELDS: &[&str] = &["leaf_index"];
+pub const DERIVED_FIELDS: &[&str] = &["leaf_index", "verified"];
 
 /// The canonical bytes of `event`: the leaf data whose RFC 6962 leaf hash enters the tree.
 pub fn leaf_bytes(event: &AuditEvent) -> Result<Vec<u8>, LedgerError> {
@@ -31,23 +30,34 @@ pub fn event_leaf_hash(event: &AuditEvent) -> Result<Hash, LedgerError> {
     Ok(leaf_hash(&leaf_bytes(event)?))
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` in UTC: always six fractional digits (the stored precision is
-/// microseconds), nine only when a value carries nanoseconds. Independent of how the `time`
-/// crate chooses to print RFC 3339, so a dependency upgrade cannot move a leaf.
-fn canonical_timestamp(at: OffsetDateTime) -> Result<String, LedgerError> {
-    let utc = at.to_offset(UtcOffset::UTC);
-    if !(0..=9999).contains(&utc.year()) {
-        return Err(LedgerError::Encoding(format!("timestamp year {} is outside 0000..9999", utc.year())));
+/// The one canonical timestamp ([`auditlog_schemas::signing::canonical_timestamp`]): leaves and
+/// producers' signatures write instants alike.
+fn canonical_timestamp(at: time::OffsetDateTime) -> Result<String, LedgerError> {
+    auditlog_schemas::signing::canonical_timestamp(at).map_err(|e| LedgerError::Encoding(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> AuditEvent {
+        serde_json::from_str(include_str!("../../schemas/golden/v2/unsigned.json")).expect("golden event")
     }
-    let nanos = utc.nanosecond();
-    let fraction = if nanos.is_multiple_of(1000) { format!("{:06}", nanos / 1000) } else { format!("{nanos:09}") };
-    Ok(format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{fraction}Z",
-        utc.year(),
-        u8::from(utc.month()),
-        utc.day(),
-        utc.hour(),
-        utc.minute(),
-        utc.second()
-    ))
+
+    /// The leaf covers the producer's signature (part of the stored event); the read-time
+    /// fields never enter it.
+    #[test]
+    fn the_leaf_covers_the_signature() {
+        let unsigned = event();
+        let mut signed = unsigned.clone();
+        signed.signature = Some(auditlog_schemas::Signature {
+            key_id: "k1".into(),
+            alg: auditlog_schemas::SignatureAlg::Ed25519,
+            value: vec![7; 64],
+        });
+        let (a, b) = (leaf_bytes(&unsigned).expect("leaf"), leaf_bytes(&signed).expect("leaf"));
+        assert_ne!(a, b, "a signature changes the leaf");
+        assert!(String::from_utf8(b).expect("utf-8").contains(r#""signature":{"alg":"ed25519","key_id":"k1","value":"#));
+        assert!(DERIVED_FIELDS.contains(&"verified") && DERIVED_FIELDS.contains(&"leaf_index"));
+    }
 }

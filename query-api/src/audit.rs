@@ -79,6 +79,7 @@ async fn append_as(state: &QueryState, action: &AdminAction<'_>, outcome: Outcom
         context: None,
         description: None,
         metadata: action.metadata.as_object().cloned(),
+        signature: None,
     };
     let topic = state.config().topic();
     let backends = state.backends();

@@ -80,6 +80,7 @@ fn event(n: usize, description: &str) -> AuditEvent {
         context: None,
         description: Some(description.into()),
         metadata: None,
+        signature: None,
     }
 }
 

@@ -182,6 +182,7 @@ fn old_event(tenant: &str, days_ago: i64) -> AuditEvent {
         context: None,
         description: None,
         metadata: None,
+        signature: None,
     }
 }
 

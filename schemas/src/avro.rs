@@ -15,7 +15,7 @@ use apache_avro::{AvroSchema, Schema};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::event::{Actor, AuditEvent, Context, Outcome, Severity, Source, Target};
+use crate::event::{Actor, AuditEvent, Context, Outcome, Severity, Signature, SignatureAlg, Source, Target};
 use crate::SchemaError;
 
 /// Full name of the AuditEvent record in every schema version.
@@ -23,7 +23,11 @@ pub const RECORD_NAME: &str = "dev.auditlog.AuditEvent";
 
 /// Every published AuditEvent schema, oldest first; the last one is the current writer and
 /// reader schema. A new version is appended here, never edited in place.
-pub const SCHEMA_VERSIONS: &[(u32, &str)] = &[(1, include_str!("../avro/audit_event.v1.avsc"))];
+pub const SCHEMA_VERSIONS: &[(u32, &str)] = &[
+    (1, include_str!("../avro/audit_event.v1.avsc")),
+    // v2: v1 plus an optional producer `signature` (default null), compatible both ways.
+    (2, include_str!("../avro/audit_event.v2.avsc")),
+];
 
 /// The current AuditEvent schema text, as registered under `<topic>-value`.
 pub fn current_schema_text() -> &'static str {
@@ -104,6 +108,24 @@ pub struct AuditEventRecord {
     pub description: Option<String>,
     /// Producer-defined JSON object, as JSON text, at most 16 KiB.
     pub metadata: Option<String>,
+    /// The producer's signature (schema v2); null when unsigned.
+    pub signature: Option<SignatureRecord>,
+}
+
+/// A producer's signature as written to Kafka: the algorithm as a string, so a reader that
+/// predates an algorithm still decodes the record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[serde(rename = "Signature")]
+#[avro(namespace = "dev.auditlog", doc = "A producer's signature over the event's canonical bytes (docs/signing.md)")]
+pub struct SignatureRecord {
+    /// Id of the producer's key in the tenant's signing-key registry.
+    pub key_id: String,
+    /// Signature algorithm: ed25519 or ecdsa-p256-sha256.
+    pub alg: String,
+    /// The signature, 64 bytes (Ed25519; ECDSA P-256 as r || s).
+    #[avro(with)]
+    #[serde(with = "apache_avro::serde::bytes")]
+    pub value: Vec<u8>,
 }
 
 /// A byte reader that remembers whether anyone tried to read past its end.
@@ -174,6 +196,14 @@ impl TryFrom<AuditEventRecord> for AuditEvent {
             context: record.context,
             description: record.description,
             metadata,
+            signature: match record.signature {
+                None => None,
+                Some(s) => Some(Signature {
+                    alg: SignatureAlg::parse(&s.alg).ok_or(SchemaError::UnknownSignatureAlg(s.alg))?,
+                    key_id: s.key_id,
+                    value: s.value,
+                }),
+            },
         })
     }
 }
@@ -207,6 +237,16 @@ struct RecordRef<'a> {
     context: Option<&'a Context>,
     description: Option<&'a str>,
     metadata: Option<String>,
+    signature: Option<SignatureRef<'a>>,
+}
+
+/// [`SignatureRecord`] borrowing from a [`Signature`].
+#[derive(Serialize)]
+struct SignatureRef<'a> {
+    key_id: &'a str,
+    alg: &'static str,
+    #[serde(with = "apache_avro::serde::bytes")]
+    value: &'a [u8],
 }
 
 impl AuditEvent {
@@ -226,6 +266,7 @@ impl AuditEvent {
             context: self.context.as_ref(),
             description: self.description.as_deref(),
             metadata: self.metadata.as_ref().map(|m| serde_json::to_string(m).unwrap_or_default()),
+            signature: self.signature.as_ref().map(|s| SignatureRef { key_id: &s.key_id, alg: s.alg.as_str(), value: &s.value }),
         };
         Ok(writer()?.write_ser_to_vec(&record)?)
     }

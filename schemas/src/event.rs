@@ -1,4 +1,4 @@
-//! The AuditEvent v1 domain type: what the gateway accepts, the processors store and the
+//! The AuditEvent domain type (schema v2: v1 plus an optional producer `signature`): what the gateway accepts, the processors store and the
 //! query API returns as JSON.
 //!
 //! Nested records (`Actor`, `Target`, `Source`, `Context`) and the enums have the same shape
@@ -49,6 +49,76 @@ pub struct AuditEvent {
     /// Producer-defined JSON object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The producer's signature over the event's canonical bytes
+    /// ([`crate::signing::signed_bytes`]); absent on unsigned events (schema v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Signature>,
+}
+
+/// A producer's signature of an event: which key, which algorithm, the signature bytes.
+/// JSON: `{"key_id": "...", "alg": "ed25519", "value": "<standard base64 with padding>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signature {
+    /// Id of the producer's key in the tenant's signing-key registry.
+    pub key_id: String,
+    /// Signature algorithm; must be the registered key's.
+    pub alg: SignatureAlg,
+    /// The signature: 64 bytes for both algorithms (Ed25519; ECDSA P-256 as `r || s`).
+    #[serde(with = "base64_value")]
+    pub value: Vec<u8>,
+}
+
+/// Signature algorithms: `ed25519` (RFC 8032) or `ecdsa-p256-sha256` (ECDSA over P-256 with
+/// SHA-256, signature as the fixed 64-byte `r || s`, not DER).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SignatureAlg {
+    /// Ed25519.
+    #[serde(rename = "ed25519")]
+    Ed25519,
+    /// ECDSA P-256 with SHA-256.
+    #[serde(rename = "ecdsa-p256-sha256")]
+    EcdsaP256Sha256,
+}
+
+impl SignatureAlg {
+    /// Every algorithm, in the order documented.
+    pub const ALL: [Self; 2] = [Self::Ed25519, Self::EcdsaP256Sha256];
+
+    /// The wire name of this algorithm.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ed25519 => "ed25519",
+            Self::EcdsaP256Sha256 => "ecdsa-p256-sha256",
+        }
+    }
+
+    /// The algorithm named `name` (its wire name), if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|alg| alg.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for SignatureAlg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Signature bytes as standard base64 with padding in JSON.
+mod base64_value {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(value))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        STANDARD.decode(text.as_bytes()).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Who performed the action.

@@ -1,6 +1,8 @@
 //! AuditEvent schemas: the contract between producers, Kafka and every consumer.
 //!
-//! - [`event`]: the AuditEvent v1 domain type and its nested records, as JSON;
+//! - [`event`]: the AuditEvent domain type (schema v2) and its nested records, as JSON;
+//! - [`signing`]: the canonical bytes a producer signs, and signature verification against a
+//!   key valid at the event's `occurred_at`;
 //! - [`avro`]: the `.avsc` files (source of truth for downstream consumers), the Rust record
 //!   that derives the same schema, and Avro datum encoding with schema resolution;
 //! - [`digest`]: the content digest of an event, which tells a retry from a conflicting
@@ -11,11 +13,12 @@
 pub mod avro;
 pub mod digest;
 pub mod event;
+pub mod signing;
 pub mod validate;
 pub mod wire;
 
 pub use digest::{ContentDigest, content_digest};
-pub use event::{Actor, ActorType, AuditEvent, Context, Outcome, Severity, Source, Target};
+pub use event::{Actor, ActorType, AuditEvent, Context, Outcome, Severity, Signature, SignatureAlg, Source, Target};
 pub use validate::{FieldError, IngestContext, Rejection, validate_event};
 pub use wire::WireCodec;
 
@@ -31,6 +34,9 @@ pub enum SchemaError {
     /// `metadata` was JSON but not an object.
     #[error("metadata is not a json object")]
     MetadataNotObject,
+    /// A signature names an algorithm this version does not know.
+    #[error("unknown signature algorithm {0:?}")]
+    UnknownSignatureAlg(String),
     /// A timestamp outside the range `time` can represent.
     #[error("timestamp {0} µs is out of range")]
     TimestampOutOfRange(i64),

@@ -16,7 +16,10 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::event::{Actor, ActorType, AuditEvent, Context, Outcome, Severity, Source, Target};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::event::{Actor, ActorType, AuditEvent, Context, Outcome, Severity, Signature, SignatureAlg, Source, Target};
 
 /// Limits from the design contract.
 pub mod limits {
@@ -36,6 +39,8 @@ pub mod limits {
     pub const USER_AGENT_MAX_CHARS: usize = 1024;
     /// Longest description.
     pub const DESCRIPTION_MAX_CHARS: usize = 8 * 1024;
+    /// Longest signing key id.
+    pub const KEY_ID_MAX_CHARS: usize = 128;
     /// How far in the future `occurred_at` may be, to allow for clock skew.
     pub const MAX_FUTURE_SKEW: time::Duration = time::Duration::minutes(5);
 }
@@ -128,7 +133,7 @@ pub fn validate_event(input: Value, ctx: &IngestContext<'_>) -> Result<AuditEven
     let mut f = Fields::new(obj, "", &mut errors);
     f.deny_unknown(&[
         "id", "tenant_id", "occurred_at", "received_at", "action", "actor", "targets", "outcome",
-        "severity", "source", "context", "description", "metadata",
+        "severity", "source", "context", "description", "metadata", "signature",
     ]);
     let id = f.string("id", 1, limits::ID_MAX_CHARS, Some(is_id_char), "[A-Za-z0-9_.:-]");
     let body_tenant = f.string("tenant_id", 1, limits::SHORT_TEXT_MAX_CHARS, None, "");
@@ -148,6 +153,12 @@ pub fn validate_event(input: Value, ctx: &IngestContext<'_>) -> Result<AuditEven
     let context = Fields::new(obj, "", &mut errors)
         .object("context", false)
         .map(|o| context(o, &mut errors));
+    let mut f = Fields::new(obj, "", &mut errors);
+    let signed = f.has("signature");
+    let signature = f.object("signature", false).and_then(|o| signature(o, &mut errors));
+    if signed && id.is_none() && !errors.iter().any(|e| e.field == "id") {
+        errors.push(FieldError { field: "id".into(), message: SIGNED_WITHOUT_ID.into() });
+    }
 
     if let Some(occurred) = occurred_at
         && occurred - ctx.received_at > limits::MAX_FUTURE_SKEW
@@ -184,6 +195,7 @@ pub fn validate_event(input: Value, ctx: &IngestContext<'_>) -> Result<AuditEven
         context,
         description,
         metadata,
+        signature,
     };
     check_size(&event)?;
     Ok(event)
@@ -265,6 +277,42 @@ fn context(mut obj: Map<String, Value>, errors: &mut Vec<FieldError>) -> Context
         trace_id: f.string("trace_id", 0, limits::SHORT_TEXT_MAX_CHARS, None, ""),
         location: f.string("location", 0, limits::SHORT_TEXT_MAX_CHARS, None, ""),
     }
+}
+
+/// Why a signed event must carry its own id: the id is part of the signed bytes, and one the
+/// gateway assigned could not have been signed.
+const SIGNED_WITHOUT_ID: &str = "a signed event carries its id";
+
+fn signature(mut obj: Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<Signature> {
+    let mut f = Fields::new(&mut obj, "signature", errors);
+    f.deny_unknown(&["key_id", "alg", "value"]);
+    let key_id = f.required_string("key_id", limits::KEY_ID_MAX_CHARS, Some(is_id_char), "[A-Za-z0-9._:-]");
+    let alg = if f.has("alg") {
+        f.enumeration("alg", &["ed25519", "ecdsa-p256-sha256"], SignatureAlg::parse)
+    } else {
+        f.error("alg", "is required");
+        None
+    };
+    let value = match f.required_string("value", 256, None, "") {
+        Some(text) => match signature_value_problem(&text) {
+            Ok(value) => Some(value),
+            Err(problem) => {
+                f.error("value", problem);
+                None
+            }
+        },
+        None => None,
+    };
+    Some(Signature { key_id: key_id?, alg: alg?, value: value? })
+}
+
+/// The bytes of a signature value given as base64, or what is wrong with it.
+fn signature_value_problem(text: &str) -> Result<Vec<u8>, String> {
+    let value = STANDARD.decode(text).map_err(|_| "must be standard base64 (with padding)".to_owned())?;
+    if value.len() != crate::signing::SIGNATURE_LEN {
+        return Err(format!("must be {} bytes (base64), not {}", crate::signing::SIGNATURE_LEN, value.len()));
+    }
+    Ok(value)
 }
 
 /// What is wrong with a string field holding `s`, if anything: at least `min` and at most

@@ -1,7 +1,7 @@
 //! JSON ⇄ Avro conversion keeps every event intact (property test).
 
 use auditlog_schemas::avro::current_schema;
-use auditlog_schemas::{Actor, ActorType, AuditEvent, Context, Outcome, Severity, Source, Target};
+use auditlog_schemas::{Actor, ActorType, AuditEvent, Context, Outcome, Severity, Signature, SignatureAlg, Source, Target};
 use proptest::prelude::*;
 use time::OffsetDateTime;
 
@@ -38,8 +38,9 @@ fn event() -> impl Strategy<Value = AuditEvent> {
         (0..3usize, 0..5usize, proptest::option::of((opt_text(), opt_text(), opt_text()))),
         (proptest::option::of((opt_text(), opt_text(), opt_text(), opt_text(), opt_text())), opt_text()),
         proptest::option::of(proptest::collection::btree_map(text(), json_value(), 0..4)),
+        proptest::option::of(("[A-Za-z0-9._:-]{1,16}", any::<bool>(), proptest::collection::vec(any::<u8>(), 64))),
     )
-        .prop_map(|((id, tenant, occurred, received, action), actor, targets, (o, s, source), (context, description), metadata)| {
+        .prop_map(|((id, tenant, occurred, received, action), actor, targets, (o, s, source), (context, description), metadata, signature)| {
             let at = |us: i64| OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).expect("in range");
             AuditEvent {
                 id,
@@ -66,6 +67,11 @@ fn event() -> impl Strategy<Value = AuditEvent> {
                 }),
                 description,
                 metadata: metadata.map(|m| m.into_iter().collect()),
+                signature: signature.map(|(key_id, ed, value)| Signature {
+                    key_id,
+                    alg: if ed { SignatureAlg::Ed25519 } else { SignatureAlg::EcdsaP256Sha256 },
+                    value,
+                }),
             }
         })
 }

@@ -157,3 +157,58 @@ fn timestamps_are_completed_at_microsecond_precision() {
     assert_eq!(event.received_at, time::macros::datetime!(2026-01-31 12:00:00.123456 UTC));
     assert_eq!(event.occurred_at, time::macros::datetime!(2026-01-31 11:59:59.987654 UTC));
 }
+
+fn signed_event() -> Value {
+    json!({"id": "evt-1", "action": "a", "actor": {"id": "u"}, "occurred_at": "2026-11-20T09:00:00Z",
+           "signature": {"key_id": "docs-api.2026:1", "alg": "ed25519", "value": "A".repeat(86) + "=="}})
+}
+
+#[test]
+fn a_signature_is_kept_and_its_fields_are_checked() {
+    let event = validate_event(signed_event(), &ctx()).expect("valid");
+    let signature = event.signature.expect("kept");
+    assert_eq!((signature.key_id.as_str(), signature.alg, signature.value.len()), ("docs-api.2026:1", auditlog_schemas::SignatureAlg::Ed25519, 64));
+    let mut bad = signed_event();
+    bad["signature"] = json!({"key_id": "a/b", "alg": "rsa", "value": "AAAA", "extra": 1});
+    let got = fields(bad);
+    for field in ["signature.key_id", "signature.alg", "signature.value", "signature.extra"] {
+        assert!(got.contains(&field.to_owned()), "{field} not named in {got:?}");
+    }
+    for (value, name) in [(json!("not base64!"), "signature.value"), (json!(7), "signature.value"), (json!("k".repeat(129)), "signature.key_id")] {
+        let mut bad = signed_event();
+        let key = name.rsplit('.').next().expect("leaf");
+        bad["signature"][key] = value;
+        assert_eq!(fields(bad), vec![name.to_owned()]);
+    }
+    let mut bad = signed_event();
+    bad["signature"] = json!("ed25519:abc");
+    assert_eq!(fields(bad), vec!["signature".to_owned()]);
+    let mut missing = signed_event();
+    missing["signature"] = json!({});
+    let got = fields(missing);
+    assert_eq!(got, vec!["signature.key_id", "signature.alg", "signature.value"], "each required field named");
+    // An ECDSA signature is r || s, 64 bytes, not DER.
+    let mut der = signed_event();
+    der["signature"]["alg"] = json!("ecdsa-p256-sha256");
+    der["signature"]["value"] = json!("A".repeat(94));
+    assert_eq!(fields(der), vec!["signature.value"]);
+}
+
+#[test]
+fn a_signed_event_carries_its_id() {
+    let mut unsigned_id = signed_event();
+    unsigned_id.as_object_mut().expect("object").remove("id");
+    match validate_event(unsigned_id, &ctx()) {
+        Err(Rejection::Invalid(errors)) => {
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].field, "id");
+            assert_eq!(errors[0].message, "a signed event carries its id");
+        }
+        other => panic!("expected the id named, got {other:?}"),
+    }
+    // A null signature is no signature.
+    let mut null = signed_event();
+    null["signature"] = Value::Null;
+    null.as_object_mut().expect("object").remove("id");
+    assert!(validate_event(null, &ctx()).expect("valid").signature.is_none());
+}

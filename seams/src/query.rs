@@ -141,6 +141,7 @@ mod tests {
             context: None,
             description: None,
             metadata: None,
+            signature: None,
         }
     }
 

@@ -187,6 +187,7 @@ pub fn event(tenant: &str, n: usize) -> AuditEvent {
         context: None,
         description: Some(format!("seeded event number{n} {}", if n.is_multiple_of(4) { "zebra" } else { "plain" })),
         metadata: Some(serde_json::json!({"n": n, "nested": {"k": "v"}}).as_object().cloned().expect("object")),
+        signature: None,
     }
 }
 

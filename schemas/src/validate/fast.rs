@@ -16,9 +16,9 @@ use time::format_description::well_known::Rfc3339;
 
 use super::{
     Accepted, IngestContext, check_size, is_action_char, is_id_char, json_len, limits, looks_like_email, parse_actor_type,
-    parse_outcome, parse_severity, text_problem, to_micros_precision,
+    parse_outcome, parse_severity, signature_value_problem, text_problem, to_micros_precision,
 };
-use crate::event::{Actor, AuditEvent, Context, Source, Target};
+use crate::event::{Actor, AuditEvent, Context, Signature, SignatureAlg, Source, Target};
 
 /// An event as the walk's contract allows it: every field optional (null is absent), no
 /// unknown field.
@@ -38,6 +38,15 @@ struct Event {
     context: Option<EventContext>,
     description: Option<String>,
     metadata: Option<Map<String, Value>>,
+    signature: Option<EventSignature>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventSignature {
+    key_id: Option<String>,
+    alg: Option<String>,
+    value: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -129,6 +138,15 @@ fn context(c: EventContext) -> Option<Context> {
     ok.then_some(Context { ip: c.ip, user_agent: c.user_agent, request_id: c.request_id, trace_id: c.trace_id, location: c.location })
 }
 
+fn signature(s: EventSignature) -> Option<Signature> {
+    let value = signature_value_problem(&required(s.value, 256, None)?).ok()?;
+    Some(Signature {
+        key_id: required(s.key_id, limits::KEY_ID_MAX_CHARS, Some(is_id_char))?,
+        alg: SignatureAlg::parse(&s.alg?)?,
+        value,
+    })
+}
+
 /// The event in `json` when it is valid, completed as the walk completes it; `None` when the
 /// walk must decide.
 pub(super) fn accept(json: &[u8], ctx: &IngestContext<'_>) -> Option<Accepted> {
@@ -156,6 +174,9 @@ pub(super) fn accept(json: &[u8], ctx: &IngestContext<'_>) -> Option<Accepted> {
         None => Vec::new(),
     };
     let producer_id = e.id.is_some();
+    if e.signature.is_some() && !producer_id {
+        return None;
+    }
     let event = AuditEvent {
         id: e.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
         tenant_id: ctx.tenant_id.to_owned(),
@@ -176,6 +197,10 @@ pub(super) fn accept(json: &[u8], ctx: &IngestContext<'_>) -> Option<Accepted> {
         },
         description: e.description,
         metadata: e.metadata,
+        signature: match e.signature {
+            Some(s) => Some(signature(s)?),
+            None => None,
+        },
     };
     check_size(&event).ok()?;
     Some(Accepted { event, producer_id })
@@ -188,6 +213,9 @@ mod tests {
 
     use super::*;
     use crate::validate::validate_event;
+
+    /// Base64 of 64 bytes, a well-formed signature value.
+    const B64_64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
 
     fn ctx() -> IngestContext<'static> {
         IngestContext { tenant_id: "acme", received_at: datetime!(2026-11-20 12:00:00.123456789 UTC) }
@@ -238,7 +266,7 @@ mod tests {
             "id", "tenant_id", "occurred_at", "action", "actor", "actor.id", "actor.type", "actor.name", "actor.email",
             "targets", "targets.0", "targets.0.type", "targets.0.id", "targets.0.name", "outcome", "severity", "source",
             "source.service", "source.version", "source.host", "context", "context.ip", "context.user_agent",
-            "context.request_id", "context.trace_id", "context.location", "description", "metadata",
+            "context.request_id", "context.trace_id", "context.location", "description", "metadata", "signature",
         ];
         let values = [
             json!(null), json!(""), json!(7), json!(true), json!([]), json!({}), json!("ok"), json!("a b"), long(65),
@@ -275,6 +303,26 @@ mod tests {
             cases.push(with(&full, field, Some(value.clone())));
             if !field.contains('.') {
                 cases.push(with(&minimal, field, Some(value)));
+            }
+        }
+        // A signed event: every signature field, the id rule.
+        let signed = with(&full, "signature", Some(json!({"key_id": "k-1", "alg": "ed25519", "value": B64_64})));
+        cases.push(signed.clone());
+        cases.push(with(&signed, "id", None));
+        cases.push(with(&with(&signed, "id", None), "signature.alg", Some(json!("rsa"))));
+        let signature_cases = [
+            ("signature.alg", json!("ecdsa-p256-sha256")), ("signature.alg", json!("ED25519")), ("signature.key_id", json!("k/1")),
+            ("signature.key_id", json!("k".repeat(128))), ("signature.key_id", json!("k".repeat(129))),
+            ("signature.value", json!("AAAA")), ("signature.value", json!(B64_64.trim_end_matches('='))),
+            ("signature.value", json!(format!("{B64_64}=="))), ("signature.value", json!("*".repeat(88))), ("signature.extra", json!(1)),
+        ];
+        for (field, value) in signature_cases {
+            cases.push(with(&signed, field, Some(value)));
+        }
+        for field in ["signature.key_id", "signature.alg", "signature.value"] {
+            cases.push(with(&signed, field, None));
+            for value in &values {
+                cases.push(with(&signed, field, Some(value.clone())));
             }
         }
         let huge = with(&with(&full, "metadata", Some(json!({"a": "y".repeat(16_000)}))), "description", Some(json!("d".repeat(8_000))));

@@ -29,6 +29,7 @@ pub fn stored(tenant: &str, i: usize, at: OffsetDateTime) -> StoredEvent {
         context: None,
         description: Some(format!("event number {i}")),
         metadata: None,
+        signature: None,
     };
     StoredEvent { event, position: LogPosition { topic: "audit.events.v1".into(), partition: 2, offset: i as i64 } }
 }
