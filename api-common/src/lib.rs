@@ -6,7 +6,8 @@
 //! - [`limits`]: per-tenant token buckets and in-flight caps (429/503 load shedding);
 //! - [`problem`]: RFC 9457 [`problem::Problem`] bodies;
 //! - [`ops`]: `/healthz`, OpenAPI security schemes, the Prometheus recorder;
-//! - [`secrets`]: the known placeholder secrets every service refuses at startup.
+//! - [`secrets`]: the known placeholder secrets every service refuses at startup;
+//! - [`signatures`]: producer signatures checked against the tenant's registered keys.
 
 pub mod auth;
 pub mod config;
@@ -14,3 +15,4 @@ pub mod limits;
 pub mod ops;
 pub mod problem;
 pub mod secrets;
+pub mod signatures;

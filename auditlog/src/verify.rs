@@ -52,6 +52,10 @@ enum Check {
         /// export of the whole tenant).
         #[arg(long)]
         complete: bool,
+        /// Also check every event's producer signature with these keys (the
+        /// `GET /v1/tenants/{id}/signing-keys` answer), as valid at the event's `occurred_at`.
+        #[arg(long = "signing-keys")]
+        signing_keys: Option<PathBuf>,
     },
     /// One event's inclusion proof (`GET /v1/events/{id}/proof`) against a checkpoint.
     Inclusion {
@@ -170,8 +174,8 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<bool> {
     let mut report = Report::default();
     let outcome = match &args.check {
         Check::Checkpoint { file } => check_checkpoint(file, &keys, &mut report),
-        Check::Export { file, checkpoint, complete } => {
-            export::check_export(file, checkpoint.as_deref(), *complete, &keys, &mut report)
+        Check::Export { file, checkpoint, complete, signing_keys } => {
+            export::check_export(file, checkpoint.as_deref(), *complete, signing_keys.as_deref(), &keys, &mut report)
         }
         Check::Inclusion { checkpoint, event, proof } => check_inclusion(checkpoint, event, proof, &keys, &mut report),
         Check::Consistency { old, new, proof } => check_consistency(old, new, proof.as_deref(), &keys, &mut report),

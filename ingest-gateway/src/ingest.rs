@@ -1,4 +1,5 @@
-//! The ingest pipeline shared by the single and batch routes: validate every event, answer
+//! The ingest pipeline shared by the single and batch routes: validate every event (and its
+//! producer signature, by the tenant's `signatures` policy), answer
 //! retried producer ids from the idempotency cache, encode the rest in the Confluent wire
 //! format and append them all concurrently, waiting for the broker's acknowledgement of each.
 //!
@@ -132,6 +133,11 @@ pub(crate) async fn ingest(
                 continue;
             }
         };
+        if let Err(reason) = auditlog_api_common::signatures::check_ingest(state.tenants(), tenant, &event) {
+            rejected += 1;
+            plans.push(Plan::Done(ItemOutcome::Rejected(vec![FieldError { field: "signature".into(), message: reason }])));
+            continue;
+        }
         let mut digest = [0; 32];
         if producer_id {
             digest = auditlog_schemas::content_digest(&event);

@@ -43,13 +43,25 @@ pub struct EventView {
     /// Its inclusion proof against the export's checkpoint.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proof: Option<Vec<String>>,
+    /// Whether its producer signature verifies with the tenant's registered key (absent when
+    /// the event is unsigned); computed at read time, never part of the ledger's leaf.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
 }
 
 impl EventView {
-    /// `event` with `leaf_index` from `indexes` (see [`covered_indexes`]).
-    pub fn new(event: AuditEvent, indexes: &HashMap<String, u64>) -> Self {
+    /// `event` with `leaf_index` from `indexes` (see [`covered_indexes`]) and its signature's
+    /// `verified` status against `state`'s tenant registry.
+    pub fn new(state: &QueryState, event: AuditEvent, indexes: &HashMap<String, u64>) -> Self {
         let leaf_index = indexes.get(&event.id).copied();
-        Self { event, leaf_index, proof: None }
+        Self::plain(state, event, leaf_index, None)
+    }
+
+    /// `event` with the given leaf and proof, and its `verified` status.
+    pub fn plain(state: &QueryState, event: AuditEvent, leaf_index: Option<u64>, proof: Option<Vec<String>>) -> Self {
+        let registry: &dyn auditlog_tenant_registry::TenantRegistry = state.backends().tenants.as_ref();
+        let verified = auditlog_api_common::signatures::verified(registry, &event.tenant_id, &event);
+        Self { event, leaf_index, proof, verified }
     }
 }
 

@@ -34,6 +34,8 @@ pub(super) struct Entry {
     pub proof: Option<Vec<Hash>>,
     /// `leaf_hash(leaf_bytes(event))`.
     pub leaf: Hash,
+    /// The event itself (its producer signature is checked against a key list).
+    pub event: AuditEvent,
 }
 
 impl Entry {
@@ -66,7 +68,7 @@ impl Entry {
         failure.leaf_index = leaf_index;
         let event: AuditEvent = serde_json::from_value(Value::Object(fields)).map_err(|e| Failure { reason: format!("is not a valid audit event: {e}"), ..failure })?;
         let leaf = event_leaf_hash(&event).map_err(|e| fail(e.to_string()))?;
-        Ok(Self { id: event.id, tenant_id: event.tenant_id, leaf_index, proof, leaf })
+        Ok(Self { id: event.id.clone(), tenant_id: event.tenant_id.clone(), leaf_index, proof, leaf, event })
     }
 
     /// The event id as messages show it.

@@ -20,6 +20,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use auditlog_ledger::note::OpenedNote;
 use auditlog_ledger::{Checkpoint, Hash, Verifier, root_of, verify_inclusion};
+use auditlog_schemas::AuditEvent;
 use serde_json::Value;
 
 use super::entry::{Entry, NoDuplicateMembers, json_problem};
@@ -52,6 +53,35 @@ struct Checker {
     seen: HashMap<u64, (u64, Hash)>,
     /// event id → where it was seen.
     ids: HashMap<String, u64>,
+    /// With `--signing-keys`: the producers' keys, and how many signatures verified.
+    signing: Option<(SigningKeys, u64)>,
+}
+
+/// Producers' public keys (`GET /v1/tenants/{id}/signing-keys`), by key id.
+pub(super) struct SigningKeys(HashMap<String, auditlog_tenant_registry::SigningKeyRecord>);
+
+impl SigningKeys {
+    /// Reads the `{keys: [...]}` answer (or a bare array of key records).
+    pub(super) fn read(path: &Path) -> Result<Self, Stop> {
+        let bytes = std::fs::read(path).with_context(|| format!("--signing-keys: cannot read {}", path.display()))?;
+        let value: Value = serde_json::from_slice(&bytes).with_context(|| format!("--signing-keys {}: not JSON", path.display()))?;
+        let list = match value {
+            Value::Object(mut members) => members.remove("keys").unwrap_or(Value::Null),
+            other => other,
+        };
+        let records: Vec<auditlog_tenant_registry::SigningKeyRecord> =
+            serde_json::from_value(list).with_context(|| format!("--signing-keys {}: not a list of signing keys (the signing-keys API's answer)", path.display()))?;
+        Ok(Self(records.into_iter().map(|r| (r.key_id.clone(), r)).collect()))
+    }
+
+    /// `Ok(true)` when the event's signature verifies, `Ok(false)` when it carries none.
+    fn check(&self, event: &AuditEvent) -> Result<bool, String> {
+        let Some(signature) = &event.signature else { return Ok(false) };
+        let record = self.0.get(&signature.key_id).filter(|r| r.tenant_id == event.tenant_id);
+        let record = record.ok_or_else(|| format!("signature: key {:?} is not in the signing-key list of tenant {:?}", signature.key_id, event.tenant_id))?;
+        let window = auditlog_api_common::signatures::key_window(record).ok_or_else(|| format!("signature: key {:?} does not parse", signature.key_id))?;
+        auditlog_schemas::signing::verify(event, &window).map(|()| true).map_err(|problem| format!("signature: key {:?}: {problem}", signature.key_id))
+    }
 }
 
 impl Checker {
@@ -81,6 +111,9 @@ impl Checker {
         }
         if let Some(first) = self.ids.insert(entry.id.clone(), at) {
             return Err(fail(format!("event id appears twice, first at {}", self.layout.place(first))));
+        }
+        if let Some((keys, verified)) = self.signing.as_mut() {
+            *verified += u64::from(keys.check(&entry.event).map_err(&fail)?);
         }
         Ok(())
     }
@@ -118,8 +151,9 @@ enum Head {
     Document(Value),
 }
 
-pub(super) fn check_export(file: &Path, given: Option<&Path>, complete: bool, keys: &[Verifier], report: &mut Report) -> Result<(), Stop> {
+pub(super) fn check_export(file: &Path, given: Option<&Path>, complete: bool, signing_keys: Option<&Path>, keys: &[Verifier], report: &mut Report) -> Result<(), Stop> {
     report.command = "export";
+    let signing = signing_keys.map(SigningKeys::read).transpose()?.map(|k| (k, 0));
     let given = given.map(read_file).transpose()?;
     let given = given.map(|bytes| open_checkpoint(&bytes, keys, "--checkpoint")).transpose()?;
     let handle = File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -144,7 +178,7 @@ pub(super) fn check_export(file: &Path, given: Option<&Path>, complete: bool, ke
     };
     let (checkpoint, opened) = settle_checkpoint(embedded, given, keys, layout, line_no)?;
     super::describe_checkpoint(report, &checkpoint, &opened);
-    let mut checker = Checker { checkpoint, layout, seen: HashMap::new(), ids: HashMap::new() };
+    let mut checker = Checker { checkpoint, layout, seen: HashMap::new(), ids: HashMap::new(), signing };
     let counted = |checker: &Checker, report: &mut Report| report.events = Some(checker.seen.len() as u64);
     match head {
         Head::Document(doc) => {
@@ -178,6 +212,9 @@ pub(super) fn check_export(file: &Path, given: Option<&Path>, complete: bool, ke
         report.signed_by.join(", "),
         if complete { format!("complete: all {} leaves present once, root recomputed from them", cp.size) } else { format!("{n} of {} leaves, completeness not checked (--complete)", cp.size) }
     );
+    if let Some((_, verified)) = &checker.signing {
+        report.summary.push_str(&format!("; {verified} producer signatures verified, {} events unsigned", n as u64 - verified));
+    }
     Ok(())
 }
 

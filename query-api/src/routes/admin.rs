@@ -531,5 +531,5 @@ pub async fn list_admin_events(
     let backend = crate::cursor::Backend::Store;
     let page = crate::reads::page(&state, backend, &filter, &auditlog_seams::PageRequest { limit, after }).await?;
     let next_cursor = page.next.map(|inner| state.cursors().seal(backend, audit::SYSTEM_TENANT, &query, &inner));
-    Ok(Json(crate::routes::events::EventPage { events: page.events.into_iter().map(|s| crate::ledger::EventView { event: s.event, leaf_index: None, proof: None }).collect(), next_cursor }))
+    Ok(Json(crate::routes::events::EventPage { events: page.events.into_iter().map(|s| crate::ledger::EventView::plain(&state, s.event, None, None)).collect(), next_cursor }))
 }

@@ -59,7 +59,7 @@ pub async fn list(State(state): State<QueryState>, reader: Reader, RawQuery(raw)
     let page = reads::page(&state, backend, &filter, &PageRequest { limit, after }).await?;
     let next_cursor = page.next.map(|inner| state.cursors().seal(backend, &reader.tenant_id, &query, &inner));
     let indexes = ledger::covered_indexes(&state, &reader.tenant_id, page.events.iter().map(|s| &s.event)).await?;
-    Ok(Json(EventPage { events: page.events.into_iter().map(|s| EventView::new(s.event, &indexes)).collect(), next_cursor }))
+    Ok(Json(EventPage { events: page.events.into_iter().map(|s| EventView::new(&state, s.event, &indexes)).collect(), next_cursor }))
 }
 
 /// `GET /v1/events/{id}`.
@@ -81,7 +81,7 @@ pub async fn get(State(state): State<QueryState>, reader: Reader, Path(id): Path
     match found {
         Some(stored) if stored.event.tenant_id == reader.tenant_id && stored.event.occurred_at >= retention::cutoff(&state, &reader.tenant_id) => {
             let indexes = ledger::covered_indexes(&state, &reader.tenant_id, [&stored.event]).await?;
-            Ok(Json(EventView::new(stored.event, &indexes)))
+            Ok(Json(EventView::new(&state, stored.event, &indexes)))
         }
         _ => Err(QueryError::NotFound),
     }

@@ -244,23 +244,24 @@ impl Export {
     /// with `proofs=true` only those the export's checkpoint covers, each with its proof.
     async fn views(&mut self, events: Vec<AuditEvent>) -> Result<Vec<EventView>, QueryError> {
         let tenant = self.filter.tenant_id.clone();
+        let state = &self.state;
         let Some(proofs) = self.proofs.as_mut() else {
             if self.format == Format::Csv {
-                return Ok(events.into_iter().map(|event| EventView { event, leaf_index: None, proof: None }).collect());
+                return Ok(events.into_iter().map(|event| EventView::plain(state, event, None, None)).collect());
             }
-            let indexes = ledger::covered_indexes(&self.state, &tenant, &events).await?;
-            return Ok(events.into_iter().map(|e| EventView::new(e, &indexes)).collect());
+            let indexes = ledger::covered_indexes(state, &tenant, &events).await?;
+            return Ok(events.into_iter().map(|e| EventView::new(state, e, &indexes)).collect());
         };
         let size = proofs.checkpoint.size;
         let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-        let indexes = ledger::indexes_below(&self.state, &tenant, &ids, size).await?;
+        let indexes = ledger::indexes_below(state, &tenant, &ids, size).await?;
         let covered: Vec<(AuditEvent, u64)> = events.into_iter().filter_map(|e| indexes.get(&e.id).map(|&i| (e, i))).collect();
         let leaf_indexes: Vec<u64> = covered.iter().map(|(_, i)| *i).collect();
-        let hashes = proofs.tiles.inclusion_proofs(&self.state, &leaf_indexes, size).await?;
+        let hashes = proofs.tiles.inclusion_proofs(state, &leaf_indexes, size).await?;
         Ok(covered
             .into_iter()
             .zip(hashes)
-            .map(|((event, index), proof)| EventView { event, leaf_index: Some(index), proof: Some(base64_hashes(&proof)) })
+            .map(|((event, index), proof)| EventView::plain(state, event, Some(index), Some(base64_hashes(&proof))))
             .collect())
     }
 }
