@@ -416,7 +416,7 @@ async fn lag(gateway: &str, secret: &str, uri: &str, tenants: usize, rate: f64, 
     let total = (rate * duration_secs as f64) as u64;
     let interval = Duration::from_secs_f64(1.0 / rate);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<Acked, String>>();
-    let mut gen = events::EventGen::new(rand::rngs::StdRng::seed_from_u64(16), 0.5);
+    let mut generator = events::EventGen::new(rand::rngs::StdRng::seed_from_u64(16), 0.5);
     let load0 = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let start = Instant::now();
     let mut max_lag = Duration::ZERO;
@@ -425,7 +425,7 @@ async fn lag(gateway: &str, secret: &str, uri: &str, tenants: usize, rate: f64, 
         tokio::time::sleep_until(due.into()).await;
         max_lag = max_lag.max(Instant::now().saturating_duration_since(due));
         let tenant = (k as usize) % tenants;
-        let body = serde_json::to_vec(&gen.event())?;
+        let body = serde_json::to_vec(&generator.event())?;
         let (client, bearer, tx) = (client.clone(), writers[tenant].bearer.clone(), tx.clone());
         let url = format!("{gateway}/v1/events");
         tokio::spawn(async move {
