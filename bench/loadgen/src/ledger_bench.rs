@@ -78,11 +78,11 @@ enum Command {
     },
     /// Inclusion-proof latency through the query API and in-process.
     Proofs {
-        /// Query API base URL.
+        /// Query API base URL (none: only the in-process proofs).
         #[arg(long)]
-        url: String,
+        url: Option<String>,
         /// The query API's HS256 secret.
-        #[arg(long, env = "LEDGER_BENCH_QUERY_SECRET")]
+        #[arg(long, env = "LEDGER_BENCH_QUERY_SECRET", default_value = "")]
         secret: String,
         #[arg(long)]
         tenant: String,
@@ -134,7 +134,9 @@ fn main() -> anyhow::Result<()> {
             Command::Fill { store, tenant, leaves, batch, key_file, deployment } => fill(&store, &tenant, leaves, batch, &key_file, &deployment).await,
             Command::Covered { store, tenants, expect, timeout_secs } => covered(&store, tenants, expect, timeout_secs).await,
             Command::Proofs { url, secret, tenant, leaves, requests, warmup, concurrency, store, in_process } => {
-                proofs(&url, &secret, &tenant, leaves, requests, warmup, concurrency).await?;
+                if let Some(url) = url {
+                    proofs(&url, &secret, &tenant, leaves, requests, warmup, concurrency).await?;
+                }
                 if let Some(store) = store {
                     proofs_in_process(&store, &tenant, leaves, in_process).await?;
                 }
