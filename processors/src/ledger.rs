@@ -12,19 +12,26 @@
 //!    state (size, builder state, next position) in one write;
 //! 4. a checkpoint of the new size is signed by every configured key, saved, and published.
 //!
+//! The tenants of a batch are appended concurrently (at most [`TENANT_CONCURRENCY`] at once),
+//! each tenant's events in log order by one task; within one append the tiles and the leaf
+//! rows are written concurrently (both before the state), and the checkpoint is saved and
+//! published concurrently (both before the batch is acknowledged).
+//!
 //! The pipeline commits the batch's offsets only after [`Sink::write`] returned, so a crash
 //! anywhere replays the batch; steps 1–3 make the replay land on the same tree. A crash after
 //! step 3 but before step 4 leaves a tree its checkpoint does not cover yet: the replay finds
 //! nothing new, and the first batch that meets a tenant after a (re)start with nothing to
 //! append re-issues the checkpoint of the saved tree (signing is deterministic, so a
-//! checkpoint that was already saved and published is the same note again). The tree
-//! state is cached per tenant; a tile conflict (another writer moved the tree, or a stale
+//! checkpoint that was already saved and published is the same note again); a checkpoint that
+//! failed to save or publish drops the tenant's cached tree, so the retried batch meets it as
+//! after a restart and re-issues it. The tree state is cached per tenant; a tile conflict (another writer moved the tree, or a stale
 //! cache) drops the cache and the batch is retried from the stored state.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::StreamExt as _;
 use auditlog_ledger::{Checkpoint, Signer, TreeState, event_leaf_hash, origin};
 use auditlog_seams::ledger_store::{LeafEntry, LedgerState, LedgerStore, LedgerStoreError, SigningKeyRecord, StoredCheckpoint};
 use auditlog_seams::{Conflict, EventLog, LogPosition, OutgoingRecord, StoredEvent};
@@ -35,6 +42,9 @@ use crate::sink::{Sink, SinkError};
 
 /// The compacted topic checkpoints are published on (key = tenant id, value = the note).
 pub const CHECKPOINT_TOPIC: &str = "audit.ledger.checkpoints.v1";
+
+/// Tenants of one batch appended at once.
+pub const TENANT_CONCURRENCY: usize = 16;
 
 /// Where checkpoints are published besides the store.
 pub struct CheckpointTopic {
@@ -140,9 +150,8 @@ impl LedgerSink {
         let appended = tree.state.append(&hashes);
         let tiles: Vec<(String, Vec<u8>)> = appended.tiles.iter().map(|(tile, data)| (tile.path(), data.clone())).collect();
         let stored = async {
-            self.store.put_tiles(tenant, &tiles).await?;
             let leaves: Vec<LeafEntry> = new.iter().enumerate().map(|(i, e)| LeafEntry { index: size + i as u64, id: e.event.id.clone() }).collect();
-            self.store.put_leaves(tenant, &leaves).await?;
+            futures::try_join!(self.store.put_tiles(tenant, &tiles), self.store.put_leaves(tenant, &leaves))?;
             let state = LedgerState { size: appended.state.size(), builder: appended.state.to_bytes(), position: next.clone() };
             self.store.save_state(tenant, &state).await
         };
@@ -160,16 +169,28 @@ impl LedgerSink {
         self.checkpoint(tenant, new_size, appended.root).await
     }
 
+    /// Signs, saves and publishes the checkpoint of `size`; on failure the tenant's cached tree
+    /// is dropped, so the retry re-issues it (see the module notes).
     async fn checkpoint(&self, tenant: &str, size: u64, root: auditlog_ledger::Hash) -> Result<(), SinkError> {
+        let issued = self.issue_checkpoint(tenant, size, root).await;
+        if issued.is_err() {
+            self.trees.lock().await.remove(tenant);
+        }
+        issued
+    }
+
+    async fn issue_checkpoint(&self, tenant: &str, size: u64, root: auditlog_ledger::Hash) -> Result<(), SinkError> {
         let origin = origin(&self.deployment, tenant).map_err(|e| SinkError::Refused(format!("origin of {tenant}: {e}")))?;
         let note = Checkpoint { origin, size, root, extensions: Vec::new() }
             .sign(&self.signers)
             .map_err(|e| SinkError::Unavailable(format!("signing the checkpoint of {tenant}: {e}")))?;
-        self.store.save_checkpoint(tenant, &StoredCheckpoint { size, note: note.clone() }).await.map_err(from_store)?;
-        if let Some(publish) = &self.publish {
-            let record = OutgoingRecord { topic: publish.topic.clone(), key: tenant.to_string(), payload: note.into_bytes(), headers: Vec::new() };
-            publish.log.append(record).await.map_err(|e| SinkError::Unavailable(format!("publishing the checkpoint of {tenant}: {e}")))?;
-        }
+        let save = async { self.store.save_checkpoint(tenant, &StoredCheckpoint { size, note: note.clone() }).await.map_err(from_store) };
+        let publish = async {
+            let Some(publish) = &self.publish else { return Ok(()) };
+            let record = OutgoingRecord { topic: publish.topic.clone(), key: tenant.to_string(), payload: note.clone().into_bytes(), headers: Vec::new() };
+            publish.log.append(record).await.map(drop).map_err(|e| SinkError::Unavailable(format!("publishing the checkpoint of {tenant}: {e}")))
+        };
+        futures::try_join!(save, publish)?;
         metrics::counter!("auditlog_ledger_checkpoints_total").increment(1);
         Ok(())
     }
@@ -195,9 +216,15 @@ impl Sink for LedgerSink {
             });
             groups[i].1.push(e);
         }
+        // Every append runs to its end (none is cancelled half-way by another's failure), then
+        // the first failure fails the batch.
+        let mut appends = Vec::with_capacity(groups.len());
         for (tenant, group) in &groups {
-            self.append(tenant, group).await?;
+            let append: std::pin::Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send + '_>> = Box::pin(self.append(tenant, group));
+            appends.push(append);
         }
+        let done: Vec<Result<(), SinkError>> = futures::stream::iter(appends).buffer_unordered(TENANT_CONCURRENCY).collect().await;
+        done.into_iter().collect::<Result<Vec<()>, _>>()?;
         Ok(Vec::new())
     }
 

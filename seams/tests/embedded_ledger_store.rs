@@ -86,6 +86,11 @@ async fn concurrent_writers_of_one_tile_one_wins() {
 }
 
 #[tokio::test]
+async fn many_leaves_in_one_call() {
+    s::many_leaves_in_one_call(&store().1).await;
+}
+
+#[tokio::test]
 async fn leaves_both_ways() {
     s::leaves_both_ways(&store().1).await;
 }

@@ -50,6 +50,11 @@ async fn tables_are_created_idempotently() {
 }
 
 #[tokio::test]
+async fn many_leaves_in_one_call() {
+    s::many_leaves_in_one_call(&store().await).await;
+}
+
+#[tokio::test]
 async fn leaves_both_ways() {
     s::leaves_both_ways(&store().await).await;
 }

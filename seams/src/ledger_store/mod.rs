@@ -107,7 +107,9 @@ pub trait LedgerStore: Send + Sync {
     /// other bytes are [`LedgerStoreError::Conflict`]. Durable when it returns.
     async fn put_tile(&self, tenant: &str, path: &str, data: &[u8]) -> Result<(), LedgerStoreError>;
 
-    /// [`LedgerStore::put_tile`] for each tile, in order; stops at the first error.
+    /// [`LedgerStore::put_tile`] for each tile; fails with the first error. The tiles are
+    /// independent, so an implementation may write them concurrently (the CQL store does):
+    /// on error some may be written and others not, which the caller's retry absorbs.
     async fn put_tiles(&self, tenant: &str, tiles: &[(String, Vec<u8>)]) -> Result<(), LedgerStoreError> {
         for (path, data) in tiles {
             self.put_tile(tenant, path, data).await?;

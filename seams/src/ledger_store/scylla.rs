@@ -7,9 +7,17 @@
 //! - `ledger_state (tenant_id) → size, builder, log_topic, log_partition, log_offset`: one row,
 //!   written by one `INSERT`, so size, builder state and position are atomic together.
 //! - `ledger_checkpoints (tenant_id) → size, note`: the latest checkpoint.
-//! - `ledger_leaf_ids ((tenant_id, id)) → leaf_index` and
-//!   `ledger_leaves ((tenant_id, bucket), leaf_index) → id`: each leaf both ways; a bucket holds
-//!   [`LEAVES_PER_BUCKET`] consecutive indexes, so no partition grows without bound.
+//! - `ledger_ids ((tenant_id, bucket), id) → leaf_index` and
+//!   `ledger_leaves ((tenant_id, bucket), leaf_index) → id`: each leaf both ways. An id's bucket
+//!   is [`id_bucket`] (CRC-32 of the id modulo [`ID_BUCKETS`]), so a tenant's ids spread over a
+//!   fixed set of partitions that a batch of leaves targets together; a `ledger_leaves` bucket
+//!   holds [`LEAVES_PER_BUCKET`] consecutive indexes, so no partition grows without bound.
+//!   Leaf rows are written as unlogged batches, one per partition (at most [`ROWS_PER_BATCH`]
+//!   rows, about 50 KiB: below Cassandra's batch-size warning), and the duplicate check reads
+//!   one partition per query (`id IN ?`). A partition's batch is atomic and isolated on its
+//!   replica, and the rows are idempotent overwrites, so a batch replayed after a crash lands on
+//!   the same rows. Known limit: an `ledger_ids` partition holds about 1/32 of a tenant's ids
+//!   (some 20 MB for 10 million events).
 //! - `ledger_keys (public_key) → name, not_before, not_after`: the deployment's signing keys
 //!   (times in microseconds since the epoch), listed with `IF NOT EXISTS`.
 //!
@@ -23,6 +31,10 @@ use async_trait::async_trait;
 use futures::{StreamExt as _, TryStreamExt as _};
 use time::OffsetDateTime;
 use scylla::client::session::Session;
+use scylla::serialize::row::{RowSerializationContext, SerializeRow};
+use scylla::serialize::writers::RowWriter;
+use scylla::serialize::SerializationError;
+use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlValue, Row};
 
@@ -46,7 +58,7 @@ struct Statements {
     select_checkpoint: PreparedStatement,
     insert_leaf_id: PreparedStatement,
     insert_leaf: PreparedStatement,
-    select_leaf_id: PreparedStatement,
+    select_leaf_ids: PreparedStatement,
     select_leaves: PreparedStatement,
     insert_key: PreparedStatement,
     retire_key: PreparedStatement,
@@ -56,8 +68,27 @@ struct Statements {
 /// Consecutive leaf indexes per `ledger_leaves` partition.
 pub const LEAVES_PER_BUCKET: u64 = 1 << 16;
 
-/// Leaf rows written or read concurrently.
-const LEAF_CONCURRENCY: usize = 64;
+/// Partitions of a tenant's `ledger_ids` (id → leaf index). Fixed forever: an id's partition
+/// is computed from it.
+pub const ID_BUCKETS: u32 = 32;
+
+/// Rows per unlogged batch (one partition's).
+pub const ROWS_PER_BATCH: usize = 500;
+
+/// Ids per `IN` read.
+const IDS_PER_READ: usize = 100;
+
+/// Leaf statements (batches or reads) in flight at once, per call.
+const LEAF_CONCURRENCY: usize = 16;
+
+/// Tile writes (lightweight transactions) in flight at once, per call.
+const TILE_CONCURRENCY: usize = 16;
+
+/// The `ledger_ids` partition of `id` within its tenant: CRC-32 (IEEE) of its UTF-8 bytes
+/// modulo [`ID_BUCKETS`].
+pub fn id_bucket(id: &str) -> i32 {
+    (crc32fast::hash(id.as_bytes()) % ID_BUCKETS) as i32
+}
 
 fn micros(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
@@ -65,6 +96,27 @@ fn micros(at: OffsetDateTime) -> i64 {
 
 fn from_micros(us: i64) -> Result<OffsetDateTime, LedgerStoreError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).map_err(|e| LedgerStoreError::Corrupt(format!("key time {us}: {e}")))
+}
+
+/// The bound values of one leaf row in a batch (every row of a batch has one type of values).
+enum LeafRow<'a> {
+    /// `ledger_ids`: tenant, bucket, id, leaf index.
+    ById(&'a str, i32, &'a str, i64),
+    /// `ledger_leaves`: tenant, bucket, leaf index, id.
+    ByIndex(&'a str, i64, i64, &'a str),
+}
+
+impl SerializeRow for LeafRow<'_> {
+    fn serialize(&self, ctx: &RowSerializationContext<'_>, writer: &mut RowWriter<'_>) -> Result<(), SerializationError> {
+        match self {
+            Self::ById(tenant, bucket, id, index) => (tenant, bucket, id, index).serialize(ctx, writer),
+            Self::ByIndex(tenant, bucket, index, id) => (tenant, bucket, index, id).serialize(ctx, writer),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        false
+    }
 }
 
 impl std::fmt::Debug for ScyllaLedgerStore {
@@ -87,7 +139,10 @@ fn schema(keyspace: &str, replication: &str) -> Vec<String> {
              log_topic text, log_partition int, log_offset bigint)"
         ),
         format!("CREATE TABLE IF NOT EXISTS {keyspace}.ledger_checkpoints (tenant_id text PRIMARY KEY, size bigint, note text)"),
-        format!("CREATE TABLE IF NOT EXISTS {keyspace}.ledger_leaf_ids (tenant_id text, id text, leaf_index bigint, PRIMARY KEY ((tenant_id, id)))"),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.ledger_ids (tenant_id text, bucket int, id text, leaf_index bigint, \
+             PRIMARY KEY ((tenant_id, bucket), id))"
+        ),
         format!(
             "CREATE TABLE IF NOT EXISTS {keyspace}.ledger_leaves (tenant_id text, bucket bigint, leaf_index bigint, id text, \
              PRIMARY KEY ((tenant_id, bucket), leaf_index))"
@@ -132,9 +187,9 @@ impl ScyllaLedgerStore {
             select_state: prepare(format!("SELECT size, builder, log_topic, log_partition, log_offset FROM {ks}.ledger_state WHERE tenant_id = ?")).await?,
             insert_checkpoint: prepare(format!("INSERT INTO {ks}.ledger_checkpoints (tenant_id, size, note) VALUES (?, ?, ?)")).await?,
             select_checkpoint: prepare(format!("SELECT size, note FROM {ks}.ledger_checkpoints WHERE tenant_id = ?")).await?,
-            insert_leaf_id: prepare(format!("INSERT INTO {ks}.ledger_leaf_ids (tenant_id, id, leaf_index) VALUES (?, ?, ?)")).await?,
+            insert_leaf_id: prepare(format!("INSERT INTO {ks}.ledger_ids (tenant_id, bucket, id, leaf_index) VALUES (?, ?, ?, ?)")).await?,
             insert_leaf: prepare(format!("INSERT INTO {ks}.ledger_leaves (tenant_id, bucket, leaf_index, id) VALUES (?, ?, ?, ?)")).await?,
-            select_leaf_id: prepare(format!("SELECT leaf_index FROM {ks}.ledger_leaf_ids WHERE tenant_id = ? AND id = ?")).await?,
+            select_leaf_ids: prepare(format!("SELECT id, leaf_index FROM {ks}.ledger_ids WHERE tenant_id = ? AND bucket = ? AND id IN ?")).await?,
             select_leaves: prepare(format!(
                 "SELECT leaf_index, id FROM {ks}.ledger_leaves WHERE tenant_id = ? AND bucket = ? AND leaf_index >= ? LIMIT ?"
             ))
@@ -208,18 +263,50 @@ impl LedgerStore for ScyllaLedgerStore {
         row.map(|(size, note)| Ok(StoredCheckpoint { size: size_from_cql(size)?, note })).transpose()
     }
 
+    async fn put_tiles(&self, tenant: &str, tiles: &[(String, Vec<u8>)]) -> Result<(), LedgerStoreError> {
+        // Independent put-if-absent writes: their order does not matter (the state that makes
+        // them part of the tree is saved after all of them), so they run concurrently.
+        let writes: Vec<_> = tiles.iter().map(|(path, data)| self.put_tile(tenant, path, data)).collect();
+        futures::stream::iter(writes).buffer_unordered(TILE_CONCURRENCY).try_collect().await
+    }
+
     async fn put_leaves(&self, tenant: &str, leaves: &[LeafEntry]) -> Result<(), LedgerStoreError> {
         check_tenant(tenant)?;
-        let mut writes = Vec::with_capacity(leaves.len());
+        // Rows grouped by partition: id → index by id bucket, index → id by index bucket.
+        let mut by_id: HashMap<i32, Vec<(&str, i64)>> = HashMap::new();
+        let mut by_index: HashMap<i64, Vec<(&str, i64)>> = HashMap::new();
         for leaf in leaves {
-            let (session, st, tenant, id) = (Arc::clone(&self.session), Arc::clone(&self.st), tenant.to_string(), leaf.id.clone());
-            let (index, bucket) = (size_to_cql(leaf.index)?, size_to_cql(leaf.index / LEAVES_PER_BUCKET)?);
+            let row = (leaf.id.as_str(), size_to_cql(leaf.index)?);
+            by_id.entry(id_bucket(&leaf.id)).or_default().push(row);
+            by_index.entry(size_to_cql(leaf.index / LEAVES_PER_BUCKET)?).or_default().push(row);
+        }
+        let mut batches: Vec<(Batch, Vec<LeafRow<'_>>)> = Vec::new();
+        for (bucket, rows) in &by_id {
+            for chunk in rows.chunks(ROWS_PER_BATCH) {
+                let mut batch = Batch::new(BatchType::Unlogged);
+                let mut values = Vec::with_capacity(chunk.len());
+                for &(id, index) in chunk {
+                    batch.append_statement(self.st.insert_leaf_id.clone());
+                    values.push(LeafRow::ById(tenant, *bucket, id, index));
+                }
+                batches.push((batch, values));
+            }
+        }
+        for (bucket, rows) in &by_index {
+            for chunk in rows.chunks(ROWS_PER_BATCH) {
+                let mut batch = Batch::new(BatchType::Unlogged);
+                let mut values = Vec::with_capacity(chunk.len());
+                for &(id, index) in chunk {
+                    batch.append_statement(self.st.insert_leaf.clone());
+                    values.push(LeafRow::ByIndex(tenant, *bucket, index, id));
+                }
+                batches.push((batch, values));
+            }
+        }
+        let mut writes = Vec::with_capacity(batches.len());
+        for (batch, values) in &batches {
             writes.push(async move {
-                let by_id = session.execute_unpaged(&st.insert_leaf_id, (&tenant, &id, index));
-                let by_index = session.execute_unpaged(&st.insert_leaf, (&tenant, bucket, index, &id));
-                let (a, b) = futures::join!(by_id, by_index);
-                a.map_err(unavailable)?;
-                b.map_err(unavailable)?;
+                self.session.batch(batch, values).await.map_err(unavailable)?;
                 Ok::<(), LedgerStoreError>(())
             });
         }
@@ -228,16 +315,26 @@ impl LedgerStore for ScyllaLedgerStore {
 
     async fn leaf_indexes(&self, tenant: &str, ids: &[String]) -> Result<HashMap<String, u64>, LedgerStoreError> {
         check_tenant(tenant)?;
-        let mut reads = Vec::with_capacity(ids.len());
+        let mut by_bucket: HashMap<i32, Vec<&str>> = HashMap::new();
         for id in ids {
-            let (session, st, tenant, id) = (Arc::clone(&self.session), Arc::clone(&self.st), tenant.to_string(), id.clone());
-            reads.push(async move {
-                let result = session.execute_unpaged(&st.select_leaf_id, (&tenant, &id)).await.map_err(unavailable)?;
-                let row = result.into_rows_result().map_err(unavailable)?.maybe_first_row::<(i64,)>().map_err(unavailable)?;
-                row.map(|(index,)| Ok::<_, LedgerStoreError>((id, size_from_cql(index)?))).transpose()
-            });
+            by_bucket.entry(id_bucket(id)).or_default().push(id);
         }
-        let found: Vec<Option<(String, u64)>> = futures::stream::iter(reads).buffer_unordered(LEAF_CONCURRENCY).try_collect().await?;
+        let mut reads = Vec::new();
+        for (bucket, ids) in &by_bucket {
+            for chunk in ids.chunks(IDS_PER_READ) {
+                reads.push(async move {
+                    let result = self.session.execute_unpaged(&self.st.select_leaf_ids, (tenant, *bucket, chunk)).await.map_err(unavailable)?;
+                    let rows = result.into_rows_result().map_err(unavailable)?;
+                    let mut found = Vec::with_capacity(chunk.len());
+                    for row in rows.rows::<(String, i64)>().map_err(unavailable)? {
+                        let (id, index) = row.map_err(unavailable)?;
+                        found.push((id, size_from_cql(index)?));
+                    }
+                    Ok::<_, LedgerStoreError>(found)
+                });
+            }
+        }
+        let found: Vec<Vec<(String, u64)>> = futures::stream::iter(reads).buffer_unordered(LEAF_CONCURRENCY).try_collect().await?;
         Ok(found.into_iter().flatten().collect())
     }
 
