@@ -110,6 +110,9 @@ enum Command {
     SigningKey(sign::SigningKeyArgs),
     /// Make an Ed25519 checkpoint signing key for the ledger processor.
     LedgerKey(ledger::LedgerKeyArgs),
+    /// Issues tenants' ledger checkpoints now, signed by the given keys (after a key rotation,
+    /// or for a witness), beside a running ledger processor.
+    LedgerCheckpoint(ledger::LedgerCheckpointArgs),
     /// Compare what both read models hold with each tenant's ledger: every event edited,
     /// missing, extra or out of order (exit 0 only when none).
     AuditViews(processor::AuditViewsArgs),
@@ -160,6 +163,7 @@ pub fn run() -> ExitCode {
             Command::Dlq(args) => dlq::dlq(args).await,
             Command::Verify(args) => verify::verify(args),
             Command::LedgerKey(args) => ledger::ledger_key(args),
+            Command::LedgerCheckpoint(args) => ledger::ledger_checkpoint(args).await,
             Command::Sign(args) => sign::sign(args),
             Command::SigningKey(args) => sign::signing_key(args),
             Command::AuditViews(args) => processor::audit_views_command(args).await,

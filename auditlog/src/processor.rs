@@ -59,7 +59,7 @@ pub struct ViewBackends {
 
 impl ViewBackends {
     /// The backends with `--data-dir` applied.
-    fn resolved(&self) -> Self {
+    pub fn resolved(&self) -> Self {
         let mut backends = self.clone();
         if let Some(dir) = &self.data_dir {
             let uri = |sub: &str| format!("file://{}", dir.join(sub).display());
@@ -122,8 +122,13 @@ pub fn default_ledger_store(event_store: &str) -> String {
 }
 
 impl ViewBackends {
+    /// The event log URI.
+    pub fn event_log_uri(&self) -> &str {
+        &self.event_log
+    }
+
     /// The ledger store URI ([`ViewBackends::resolved`] always sets it).
-    fn ledger_uri(&self) -> &str {
+    pub fn ledger_uri(&self) -> &str {
         self.ledger_store.as_deref().unwrap_or("none")
     }
 }

@@ -169,6 +169,26 @@ impl LedgerSink {
         self.checkpoint(tenant, new_size, appended.root).await
     }
 
+    /// Issues a checkpoint of `tenant`'s saved tree now, signed by this sink's keys (on demand:
+    /// after a key rotation, so an idle tenant's latest checkpoint carries the new key, or for
+    /// a witness); answers its size, `None` before the tenant's first leaf.
+    ///
+    /// Safe beside a running ledger processor: it saves a tree's state before that tree's
+    /// checkpoint, so when the state read again after this checkpoint is saved is still the one
+    /// signed, any checkpoint of a larger tree is saved after this one and stays the latest; when
+    /// the tree grew meanwhile, its new size is signed and saved too.
+    pub async fn checkpoint_now(&self, tenant: &str) -> Result<Option<u64>, SinkError> {
+        let Some(mut saved) = self.store.load_state(tenant).await.map_err(from_store)? else { return Ok(None) };
+        loop {
+            let state = TreeState::from_bytes(&saved.builder).map_err(|e| SinkError::Unavailable(format!("ledger state of {tenant}: {e}")))?;
+            self.issue_checkpoint(tenant, state.size(), state.root()).await?;
+            match self.store.load_state(tenant).await.map_err(from_store)? {
+                Some(now) if now.size != saved.size => saved = now,
+                _ => return Ok(Some(state.size())),
+            }
+        }
+    }
+
     /// Signs, saves and publishes the checkpoint of `size`; on failure the tenant's cached tree
     /// is dropped, so the retry re-issues it (see the module notes).
     async fn checkpoint(&self, tenant: &str, size: u64, root: auditlog_ledger::Hash) -> Result<(), SinkError> {

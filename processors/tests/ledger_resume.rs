@@ -97,3 +97,26 @@ async fn a_crash_before_the_checkpoint_is_repaired_by_the_replay() {
     assert_eq!((checkpoint.size, checkpoint.root), (70, root_of(&all)), "the replay issued the checkpoint of the whole saved tree");
     assert_eq!(store.leaves(tenant, 0, 100).await.expect("leaves").len(), 70, "and appended nothing twice");
 }
+
+/// On demand: after a key rotation an idle tenant's latest checkpoint is re-issued, signed by
+/// the new key too, for the same tree; a tenant without a tree has none to issue.
+#[tokio::test]
+async fn a_checkpoint_on_demand_carries_the_rotated_key_for_the_same_tree() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(FileLedgerStore::open(dir.path()).expect("ledger store"));
+    let (old, new) = (Signer::generate("old-key").expect("key"), Signer::generate("new-key").expect("key"));
+    let sink = LedgerSink::new(store.clone(), vec![old.clone()], "resume.test", None);
+    sink.write(&batch("acme", 0, 12)).await.expect("ledgered");
+    let origin = auditlog_ledger::origin("resume.test", "acme").expect("origin");
+    let before = store.load_checkpoint("acme").await.expect("load").expect("checkpoint");
+    assert!(Checkpoint::open(&before.note, &[new.verifier()], Some(&origin)).is_err(), "not yet signed by the new key");
+
+    let rotated = LedgerSink::new(store.clone(), vec![old.clone(), new.clone()], "resume.test", None);
+    assert_eq!(rotated.checkpoint_now("acme").await.expect("issued"), Some(12));
+    assert_eq!(rotated.checkpoint_now("nobody").await.expect("answered"), None);
+    let after = store.load_checkpoint("acme").await.expect("load").expect("checkpoint");
+    let (by_new, _) = Checkpoint::open(&after.note, &[new.verifier()], Some(&origin)).expect("signed by the new key");
+    let (by_old, _) = Checkpoint::open(&before.note, &[old.verifier()], Some(&origin)).expect("signed by the old key");
+    assert_eq!((by_new.size, by_new.root), (by_old.size, by_old.root), "the same tree head");
+    Checkpoint::open(&after.note, &[old.verifier()], Some(&origin)).expect("and still by the old key, while both overlap");
+}
